@@ -1,0 +1,2 @@
+export { commands } from "./commands/index.js";
+export { buildProgram, runCli } from "./program.js";

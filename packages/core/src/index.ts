@@ -1,0 +1,10 @@
+export * as tf from "@tensorflow/tfjs";
+export type { BackendChoice, BackendInitResult, BackendSkip, InitBackendOptions } from "./backend.js";
+export { BACKEND_ORDER, currentBackend, initBackend, wasmBinaryDir } from "./backend.js";
+export type { ErrorCode } from "./errors.js";
+export { assertArg, describeValue, isTypeformerError, TypeformerError } from "./errors.js";
+export type { Logger } from "./logger.js";
+export { silentLogger } from "./logger.js";
+export type { RandomState } from "./random.js";
+export { Random } from "./random.js";
+export { registerWasmGapKernels } from "./wasm-gap-kernels.js";
