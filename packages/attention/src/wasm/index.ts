@@ -1,0 +1,2 @@
+export type { RegisterWasmKernelsOptions, WasmKernelVariant } from "./kernels.js";
+export { registerWasmKernels, unregisterWasmKernels, wasmBatchMatMul } from "./kernels.js";

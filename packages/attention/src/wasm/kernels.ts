@@ -1,0 +1,334 @@
+import { TypeformerError, tf } from "@typeformer/core";
+import { GEMM_WASM_BASE64, GEMM_WASM_RELAXED_BASE64 } from "./gemm-binary.js";
+
+/** The parts of tf.js's `BackendWasm` the kernels use. */
+interface EmscriptenModule {
+  HEAPU8: Uint8Array;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  asm?: { memory?: WebAssembly.Memory };
+  wasmExports?: { memory?: WebAssembly.Memory };
+  wasmMemory?: WebAssembly.Memory;
+}
+interface WasmBackendLike {
+  wasm: EmscriptenModule;
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+interface GemmExports {
+  bmm(
+    a: number,
+    b: number,
+    c: number,
+    batch: number,
+    strideA: number,
+    strideB: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: number,
+    transB: number,
+    scratch: number,
+  ): void;
+  scratchBytes(): number;
+}
+interface GemmInstance {
+  exports: GemmExports;
+  scratch: number;
+}
+
+/** Which build of the kernels runs: `relaxed` (fused multiply-add) where the engine validates it. */
+export type WasmKernelVariant = "simd" | "relaxed-simd";
+
+const instances = new WeakMap<EmscriptenModule, GemmInstance>();
+const originals = new Map<string, tf.KernelConfig>();
+let variantPreference: WasmKernelVariant | "auto" = "auto";
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  if (typeof Buffer !== "undefined") {
+    const buf = Buffer.from(s, "base64");
+    const out = new Uint8Array(buf.length);
+    out.set(buf);
+    return out;
+  }
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+let moduleCache: { variant: WasmKernelVariant; module: WebAssembly.Module } | undefined;
+
+function compiledModule(): { variant: WasmKernelVariant; module: WebAssembly.Module } {
+  if (moduleCache) return moduleCache;
+  const relaxed = decodeBase64(GEMM_WASM_RELAXED_BASE64);
+  const useRelaxed =
+    variantPreference === "relaxed-simd" || (variantPreference === "auto" && WebAssembly.validate(relaxed));
+  const variant: WasmKernelVariant = useRelaxed ? "relaxed-simd" : "simd";
+  moduleCache = {
+    variant,
+    module: new WebAssembly.Module(useRelaxed ? relaxed : decodeBase64(GEMM_WASM_BASE64)),
+  };
+  return moduleCache;
+}
+
+/** The tf.js wasm heap as a `WebAssembly.Memory` (what our module imports), if the build exposes it. */
+function heapMemory(wasm: EmscriptenModule): WebAssembly.Memory | undefined {
+  return wasm.asm?.memory ?? wasm.wasmExports?.memory ?? wasm.wasmMemory;
+}
+
+function instanceFor(backend: WasmBackendLike): GemmInstance {
+  const wasm = backend.wasm;
+  let inst = instances.get(wasm);
+  if (inst) return inst;
+  const memory = heapMemory(wasm);
+  if (!memory) {
+    throw new TypeformerError(
+      "BACKEND_UNAVAILABLE",
+      "the tf.js wasm backend does not expose its WebAssembly.Memory; Typeformer's wasm kernels cannot run",
+      { backend: "wasm" },
+    );
+  }
+  const instance = new WebAssembly.Instance(compiledModule().module, { env: { memory } });
+  const exports = instance.exports as unknown as GemmExports;
+  const scratch = wasm._malloc(exports.scratchBytes()) >>> 0;
+  inst = { exports, scratch };
+  instances.set(wasm, inst);
+  return inst;
+}
+
+const prod = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
+
+/** Row-major strides of `shape`, with 0 where a dimension of size 1 broadcasts against `target`. */
+function broadcastStrides(shape: number[], target: number[]): number[] {
+  const padded = new Array<number>(target.length - shape.length).fill(1).concat(shape);
+  const strides = new Array<number>(target.length).fill(0);
+  let s = 1;
+  for (let i = target.length - 1; i >= 0; i--) {
+    strides[i] = padded[i] === 1 && target[i] !== 1 ? 0 : s;
+    s *= padded[i];
+  }
+  return strides;
+}
+
+/** C = op(A) · op(B) on the wasm heap with our SIMD kernel; tf.js broadcasting of the batch dims. */
+export function wasmBatchMatMul(
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  backend: WasmBackendLike,
+): tf.TensorInfo {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  if (ra < 2 || rb < 2) {
+    throw new TypeformerError(
+      "INVALID_ARGUMENT",
+      `matMul needs rank >= 2 operands, got shapes [${a.shape}] and [${b.shape}]`,
+      {
+        a: a.shape,
+        b: b.shape,
+      },
+    );
+  }
+  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  if (k !== kb) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `matMul inner dimensions differ: shapes [${a.shape}] and [${b.shape}] with transposeA=${transposeA}, transposeB=${transposeB}`,
+      { a: a.shape, b: b.shape, transposeA, transposeB },
+    );
+  }
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  const out = backend.makeOutput([...outer, m, n], "float32");
+  const batch = prod(outer);
+  if (batch === 0 || m === 0 || n === 0) return out;
+  const gemm = instanceFor(backend);
+  const pa = backend.dataIdMap.get(a.dataId).memoryOffset;
+  const pb = backend.dataIdMap.get(b.dataId).memoryOffset;
+  const pc = backend.dataIdMap.get(out.dataId).memoryOffset;
+  const batchA = prod(outerA);
+  const batchB = prod(outerB);
+  const ta = transposeA ? 1 : 0;
+  const tb = transposeB ? 1 : 0;
+  const sa = m * k * 4;
+  const sb = k * n * 4;
+  const { bmm } = gemm.exports;
+  if (batchB === 1 && !transposeA) {
+    // (…, M, K) · (K, N): the batch folds into the rows, one product with B packed once.
+    bmm(pa, pb, pc, 1, 0, 0, batch * m, n, k, 0, tb, gemm.scratch);
+  } else if (batchA === batch && batchB === batch) {
+    bmm(pa, pb, pc, batch, sa, sb, m, n, k, ta, tb, gemm.scratch);
+  } else if (batchA === 1 && batchB === batch) {
+    bmm(pa, pb, pc, batch, 0, sb, m, n, k, ta, tb, gemm.scratch);
+  } else if (batchB === 1 && batchA === batch) {
+    bmm(pa, pb, pc, batch, sa, 0, m, n, k, ta, tb, gemm.scratch);
+  } else {
+    const stA = broadcastStrides(outerA, outer);
+    const stB = broadcastStrides(outerB, outer);
+    const idx = new Array<number>(outer.length).fill(0);
+    for (let i = 0; i < batch; i++) {
+      let ia = 0;
+      let ib = 0;
+      for (let d = 0; d < outer.length; d++) {
+        ia += idx[d] * stA[d];
+        ib += idx[d] * stB[d];
+      }
+      bmm(pa + ia * sa, pb + ib * sb, pc + i * m * n * 4, 1, 0, 0, m, n, k, ta, tb, gemm.scratch);
+      for (let d = outer.length - 1; d >= 0; d--) {
+        if (++idx[d] < outer[d]) break;
+        idx[d] = 0;
+      }
+    }
+  }
+  return out;
+}
+
+function runOriginal(name: string, args: Parameters<tf.KernelFunc>[0]) {
+  const orig = originals.get(name);
+  if (!orig)
+    throw new TypeformerError("BACKEND_UNAVAILABLE", `no stock wasm kernel ${name} to fall back to`, {
+      name,
+    });
+  return orig.kernelFunc(args);
+}
+
+const batchMatMulKernel: tf.KernelFunc = (args) => {
+  const { inputs, backend, attrs } = args;
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA = false, transposeB = false } = attrs as { transposeA?: boolean; transposeB?: boolean };
+  if (a.dtype !== "float32" || b.dtype !== "float32") return runOriginal("BatchMatMul", args);
+  return wasmBatchMatMul(a, b, transposeA, transposeB, backend as unknown as WasmBackendLike);
+};
+
+function callKernel(
+  name: string,
+  inputs: tf.NamedTensorInfoMap,
+  backend: object,
+  attrs: object = {},
+): tf.TensorInfo {
+  const cfg = tf.getKernel(name, "wasm");
+  if (!cfg)
+    throw new TypeformerError("BACKEND_UNAVAILABLE", `the wasm backend has no ${name} kernel`, { name });
+  return cfg.kernelFunc({
+    inputs,
+    backend,
+    attrs,
+  } as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+}
+
+const fusedMatMulKernel: tf.KernelFunc = (args) => {
+  const { inputs, backend, attrs } = args;
+  const { a, b, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo | undefined>;
+  const {
+    transposeA = false,
+    transposeB = false,
+    activation = "linear",
+    leakyreluAlpha = 0.2,
+  } = attrs as {
+    transposeA?: boolean;
+    transposeB?: boolean;
+    activation?: string;
+    leakyreluAlpha?: number;
+  };
+  if (!a || !b || a.dtype !== "float32" || b.dtype !== "float32") return runOriginal("_FusedMatMul", args);
+  const be = backend as unknown as WasmBackendLike;
+  let y = wasmBatchMatMul(a, b, transposeA, transposeB, be);
+  const replace = (next: tf.TensorInfo) => {
+    be.disposeData(y.dataId);
+    y = next;
+  };
+  if (bias) replace(callKernel("Add", { a: y, b: bias }, backend));
+  switch (activation) {
+    case "linear":
+      break;
+    case "relu":
+      replace(callKernel("Relu", { x: y }, backend));
+      break;
+    case "relu6":
+      replace(callKernel("Relu6", { x: y }, backend));
+      break;
+    case "elu":
+      replace(callKernel("Elu", { x: y }, backend));
+      break;
+    case "sigmoid":
+      replace(callKernel("Sigmoid", { x: y }, backend));
+      break;
+    case "leakyrelu":
+      replace(callKernel("LeakyRelu", { x: y }, backend, { alpha: leakyreluAlpha }));
+      break;
+    case "prelu":
+      if (!preluActivationWeights)
+        throw new TypeformerError("INVALID_ARGUMENT", "prelu activation needs weights", {});
+      replace(callKernel("Prelu", { x: y, alpha: preluActivationWeights }, backend));
+      break;
+    default:
+      be.disposeData(y.dataId);
+      throw new TypeformerError(
+        "INVALID_ARGUMENT",
+        `unknown fused activation ${JSON.stringify(activation)}`,
+        {
+          activation,
+        },
+      );
+  }
+  return y;
+};
+
+const KERNELS: Record<string, tf.KernelFunc> = {
+  BatchMatMul: batchMatMulKernel,
+  _FusedMatMul: fusedMatMulKernel,
+};
+
+export interface RegisterWasmKernelsOptions {
+  /** Force a build: plain SIMD runs everywhere; relaxed SIMD (FMA) needs engine support. Default: best that validates. */
+  variant?: WasmKernelVariant | "auto";
+}
+
+/**
+ * Replaces the tf.js wasm backend's `BatchMatMul` and `_FusedMatMul` with Typeformer's SIMD kernels
+ * (every transpose layout and batch broadcast, ~15x the stock kernel on transposed/batched products).
+ * Safe to call before or after the wasm backend initialises, and more than once.
+ */
+export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
+  registered: string[];
+  variant: WasmKernelVariant;
+} {
+  if (options.variant && options.variant !== variantPreference) {
+    variantPreference = options.variant;
+    moduleCache = undefined;
+  }
+  const { variant } = compiledModule();
+  const registered: string[] = [];
+  for (const [name, kernelFunc] of Object.entries(KERNELS)) {
+    const current = tf.getKernel(name, "wasm");
+    if (current?.kernelFunc === kernelFunc) {
+      registered.push(name);
+      continue;
+    }
+    if (current) {
+      if (!originals.has(name)) originals.set(name, current);
+      tf.unregisterKernel(name, "wasm");
+    }
+    tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc });
+    registered.push(name);
+  }
+  return { registered, variant };
+}
+
+/** Puts the stock tf.js wasm kernels back (benchmarks compare both in one run). */
+export function unregisterWasmKernels(): void {
+  for (const [name, kernelFunc] of Object.entries(KERNELS)) {
+    const current = tf.getKernel(name, "wasm");
+    if (current?.kernelFunc !== kernelFunc) continue;
+    tf.unregisterKernel(name, "wasm");
+    const orig = originals.get(name);
+    if (orig) tf.registerKernel(orig);
+  }
+}
