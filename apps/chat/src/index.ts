@@ -1,0 +1,30 @@
+export {
+  buildChatApp,
+  type ChatAppAsset,
+  chatAppDistDir,
+  chatAppRoot,
+  ensureChatAppBuilt,
+  readChatAppAsset,
+} from "./assets.js";
+export {
+  type AttentionResult,
+  apiUrl,
+  ChatApiError,
+  type ChatMessage,
+  type ChatRequest,
+  type ClientOptions,
+  describeError,
+  errorFromResponse,
+  fetchAttention,
+  listModels,
+  normalizeAttention,
+  type Role,
+  type SamplingOptions,
+  type StreamEvent,
+  streamChat,
+  type TokenLogprob,
+  type TopLogprob,
+  type Usage,
+} from "./client/openai.js";
+export { type SseEvent, SseParser } from "./client/sse.js";
+export { type ChatUiServer, type ChatUiServerOptions, startChatUiServer } from "./ui-server.js";
