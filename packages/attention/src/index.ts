@@ -1,0 +1,23 @@
+export type { AlibiBiasOptions } from "./alibi.js";
+export { alibiBias, alibiSlopes } from "./alibi.js";
+export type { KVCacheOptions, RowMask } from "./kv-cache.js";
+export { KVCache } from "./kv-cache.js";
+export type { MultiHeadAttentionCall, MultiHeadAttentionConfig } from "./multi-head-attention.js";
+export { MultiHeadAttention } from "./multi-head-attention.js";
+export type { MaskTensors } from "./naive.js";
+export { buildMasks, naiveAttention, naiveImplementation } from "./naive.js";
+export {
+  getAttentionImplementation,
+  listAttentionImplementations,
+  registerAttentionImplementation,
+  scaledDotProductAttention,
+  selectAttentionImplementation,
+} from "./registry.js";
+export type { RotaryOptions } from "./rotary.js";
+export { applyRotary, rotaryInverseFrequencies } from "./rotary.js";
+export { tiledAttention, tiledImplementation } from "./tiled.js";
+export type { AttentionImplementation, AttentionOptions, AttentionResult } from "./types.js";
+export type { AttentionDims } from "./validate.js";
+export { attentionDims, blockKind, NEG_INF, staticVisibility } from "./validate.js";
+export type { RegisterWasmKernelsOptions, WasmKernelVariant } from "./wasm/index.js";
+export { registerWasmKernels, unregisterWasmKernels, wasmBatchMatMul } from "./wasm/index.js";
