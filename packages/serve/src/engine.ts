@@ -456,8 +456,30 @@ export class GenerationEngine {
     }
   }
 
+  private newCache(): ServeKVCache {
+    const c = this.model.createCache(1, this.maxContext) as Partial<ServeKVCache>;
+    if (
+      typeof c.removeRows !== "function" ||
+      typeof c.concatRows !== "function" ||
+      typeof c.dispose !== "function"
+    ) {
+      throw new TypeformerError(
+        "INVALID_ARGUMENT",
+        "the model's createCache() must return a cache with removeRows/concatRows/dispose (continuous batching)",
+        { modelType: this.model.modelType },
+      );
+    }
+    return c as ServeKVCache;
+  }
+
   private prefill(g: Generation): void {
-    const cache = this.model.createCache(1, this.maxContext);
+    let cache: ServeKVCache;
+    try {
+      cache = this.newCache();
+    } catch (e) {
+      this.fail([g], e);
+      return;
+    }
     let row: Float32Array;
     try {
       const ids = tf.tensor2d(Array.from(g.promptIds), [1, g.promptIds.length], "int32");

@@ -7,6 +7,9 @@ export type {
   GenerationResult,
 } from "./engine.js";
 export { Generation, GenerationEngine } from "./engine.js";
+export type { ApiErrorBody } from "./errors.js";
+export { ApiError } from "./errors.js";
+export { ServeMetrics } from "./metrics.js";
 export type { SampleResult, SamplingParams, TokenLogprob } from "./sampling.js";
 export {
   applyLogitBias,
@@ -24,5 +27,13 @@ export {
   topPFilter,
   validateSamplingParams,
 } from "./sampling.js";
+export type {
+  ListenOptions,
+  RunningServer,
+  ServedModelSpec,
+  ServerOptions,
+  TypeformerServer,
+} from "./server.js";
+export { apiKeyMatches, createServer, listen } from "./server.js";
 export { StopMatcher } from "./stop.js";
 export type { ServeCausalLM, ServeEncoder, ServeKVCache, ServeTokenizer } from "./types.js";

@@ -19,10 +19,11 @@ export interface ServeCausalLM {
   readonly maxPositions: number;
   forward(
     inputIds: tf.Tensor2D,
-    opts?: { cache?: ServeKVCache; attentionMask?: tf.Tensor2D; outputAttentions?: boolean },
+    opts?: { cache?: unknown; attentionMask?: tf.Tensor2D; outputAttentions?: boolean },
   ): { logits: tf.Tensor3D; attentions?: tf.Tensor4D[] };
-  createCache(batch: number, maxLength: number): ServeKVCache;
-  tokenizer?: ServeTokenizer;
+  /** Must return a cache with the {@link ServeKVCache} members (checked at run time). */
+  createCache(batch: number, maxLength: number): object;
+  tokenizer?: object;
 }
 
 /** An encoder model that can embed text (models' `EncoderModel.embed`, mean-pooled). */
@@ -31,7 +32,7 @@ export interface ServeEncoder {
   readonly family?: string;
   readonly maxPositions?: number;
   embed(inputIds: tf.Tensor2D, opts?: { attentionMask?: tf.Tensor2D }): tf.Tensor2D;
-  tokenizer?: ServeTokenizer;
+  tokenizer?: object;
 }
 
 /** What the engine needs of a tokenizer (a structural subset of `@typeformer/tokenizer`'s `Tokenizer`). */
@@ -40,7 +41,7 @@ export interface ServeTokenizer {
   readonly eosTokenId?: number;
   readonly padTokenId?: number;
   readonly specialTokens?: Readonly<Record<string, number>>;
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  encode(text: string, opts?: { addSpecialTokens?: boolean; allowedSpecial?: "all" | Set<string> }): number[];
   decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
   idToToken?(id: number): string | undefined;
   createStreamDecoder(opts?: { skipSpecialTokens?: boolean }): { push(id: number): string; flush(): string };

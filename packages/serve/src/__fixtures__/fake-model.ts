@@ -182,3 +182,27 @@ export class FakeCharTokenizer implements ServeTokenizer {
     return messages.map((m) => `${m.role}: ${m.content}\n`).join("") + (opts.addGenerationPrompt ? "assistant:" : "");
   }
 }
+
+/** A tiny encoder: embed = masked mean of an embedding table (the shape of bert's `embed`). */
+export class FakeEncoder {
+  readonly modelType = "fake-bert";
+  readonly family = "encoder";
+  readonly maxPositions = 64;
+  readonly emb: tf.Variable;
+  constructor(vocabSize: number, dim = 8) {
+    const e = tf.tensor2d(new Random(9).normalArray(vocabSize * dim), [vocabSize, dim]);
+    this.emb = tf.variable(e);
+    e.dispose();
+  }
+  embed(ids: tf.Tensor2D, opts: { attentionMask?: tf.Tensor2D } = {}): tf.Tensor2D {
+    return tf.tidy(() => {
+      const x = tf.gather(this.emb, ids) as tf.Tensor3D;
+      const m = opts.attentionMask ?? tf.onesLike(ids).toFloat();
+      const s = tf.sum(tf.mul(x, m.expandDims(2)), 1);
+      return tf.div(s, tf.sum(m, 1, true)) as tf.Tensor2D;
+    });
+  }
+  dispose(): void {
+    this.emb.dispose();
+  }
+}
