@@ -1,3 +1,9 @@
+export { BaseModel } from "./base.js";
+export { createKVCache, setKVCacheFactory } from "./decoder.js";
+export type { GPT2Config } from "./gpt2.js";
+export { GPT2_DEFAULTS, GPT2_PRESETS, GPT2_SPEC, GPT2Model } from "./gpt2.js";
+export type { FromPretrainedOptions } from "./pretrained.js";
+export { fromPretrained, readConfig, setTokenizerLoader } from "./pretrained.js";
 export {
   configFromHF,
   configToHF,

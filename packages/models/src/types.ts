@@ -14,14 +14,22 @@ export type ModelFamily = "decoder" | "encoder" | "encoder-decoder";
  * only ever call these members, so any cache with the same shape conventions works.
  */
 export interface KVCacheLike {
-  /** Appends (B, Hkv, t, D) keys/values for `layer` and returns all keys/values so far (B, Hkv, Tk, D). */
-  update(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D };
+  /**
+   * Appends (B, Hkv, t, D) keys/values for `layer` and returns all keys/values so far (B, Hkv, Tk, D),
+   * owned by the caller. `mask` (B, t) marks valid new tokens (left padding of a batched prompt).
+   */
+  update(
+    layer: number,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    mask?: tf.Tensor2D,
+  ): { k: tf.Tensor4D; v: tf.Tensor4D };
   /** Valid length per row after the last layer's update of the latest step. */
   readonly lengths: number[];
-  /** (B, Tk) 1 = attend, 0 = padding (left padding of right-aligned rows). */
+  /** (B, Tk) 1 = attend, 0 = padding, including the step in progress. */
   keyMask(): tf.Tensor2D;
-  /** (B, t) absolute positions of the next t tokens of every row. */
-  positions(t: number): tf.Tensor2D;
+  /** (B, t) absolute positions of the next t tokens of every row (`mask` marks valid ones). */
+  positions(t: number, mask?: tf.Tensor2D): tf.Tensor2D;
   dispose(): void;
 }
 
@@ -84,9 +92,9 @@ export interface CausalLMForwardOptions extends ForwardOptionsBase {
    */
   cache?: KVCacheLike;
   /**
-   * (B, T) 1 = real token, 0 = padding, for left-padded batches. Without a cache it masks keys and
-   * shifts positions so every row's first real token sits at position 0. With a cache, the cache's
-   * key mask is used instead (prefill a left-padded batch by passing this mask with the cache).
+   * (B, T) 1 = real token, 0 = padding, for left-padded batches: masks those keys and shifts positions
+   * so every row's first real token sits at position 0. With a cache it describes the new tokens
+   * only (prefill a left-padded prompt batch with it); the cache remembers the padding.
    */
   attentionMask?: tf.Tensor2D;
 }
@@ -211,6 +219,11 @@ export interface ArchitectureSpec<C extends BaseModelConfig = BaseModelConfig> {
    * heads), or `undefined` when unknown (reported as unexpected).
    */
   mapCheckpointName(name: string, config: C): string | null | undefined;
+  /**
+   * Adjusts the config to the tensors a checkpoint holds (names already mapped), e.g. BERT without
+   * an MLM head or classifier. Optional.
+   */
+  adaptToCheckpoint?(config: C, names: Set<string>): C;
   /** Builds the module from parameter values (from a checkpoint or an initialiser). */
   create(config: C, values: ParameterSource): PreTrainedModel<C>;
   /** Initial values for `createModel` (HF's init: normal(0, initializer_range), zeros, ones...). */
@@ -219,7 +232,8 @@ export interface ArchitectureSpec<C extends BaseModelConfig = BaseModelConfig> {
   attentionFlopsPerToken?(config: C, contextLength: number): number;
 }
 
-export type ParameterSource = (name: string, shape: number[]) => Float32Array;
+/** Values for a parameter in Typeformer's layout: data, or a tensor whose ownership passes to the model. */
+export type ParameterSource = (name: string, shape: number[]) => Float32Array | tf.Tensor;
 
 export interface ConfigField<C> {
   /** Our field name. */

@@ -1,0 +1,152 @@
+import { type Random, TypeformerError, tf } from "@typeformer/core";
+
+/**
+ * The small building blocks every architecture file uses. Activations live as (N, C) 2-D tensors
+ * between blocks (N = B·T), so every dense layer is one plain 2-D matMul (N, C) × (C, out): the fast
+ * path of tf.js's wasm backend.
+ */
+
+/** y = x·W (+ b). x (N, in), W (in, out), b (out) → (N, out). */
+export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
+  const y = tf.matMul(x, w as tf.Tensor2D) as tf.Tensor2D;
+  return b ? (tf.add(y, b) as tf.Tensor2D) : y;
+}
+
+/** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) · w + b. */
+export function layerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
+  const mean = tf.mean(x, -1, true);
+  const xc = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(xc), -1, true);
+  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, eps))), w), b) as tf.Tensor2D;
+}
+
+/** RMSNorm (Llama) / T5LayerNorm: x / sqrt(mean(x²) + eps) · w, no mean subtraction, no bias. */
+export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
+  const ms = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w) as tf.Tensor2D;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh approximation ("gelu_new", "gelu_pytorch_tanh"): GPT-2, T5 v1.1. */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+/** GELU, exact ("gelu"): 0.5·x·(1 + erf(x/√2)). BERT. */
+export function geluErf(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** SiLU / swish: x·σ(x). Llama's gate. */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+export type ActivationName =
+  | "gelu_new"
+  | "gelu_pytorch_tanh"
+  | "gelu_fast"
+  | "gelu"
+  | "relu"
+  | "silu"
+  | "swish";
+
+export const ACTIVATIONS: Record<string, (x: tf.Tensor) => tf.Tensor> = {
+  gelu_new: geluTanh,
+  gelu_pytorch_tanh: geluTanh,
+  gelu_fast: geluTanh,
+  gelu: geluErf,
+  relu: (x) => tf.relu(x),
+  silu,
+  swish: silu,
+};
+
+/** The activation function for an HF `hidden_act` / `activation_function` name (typed error otherwise). */
+export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
+  const f = ACTIVATIONS[name];
+  if (!f) {
+    throw new TypeformerError(
+      "INVALID_CONFIG",
+      `unsupported activation ${JSON.stringify(name)}; supported: ${Object.keys(ACTIVATIONS).join(", ")}`,
+      { activation: name },
+    );
+  }
+  return f;
+}
+
+/**
+ * Inverted dropout with a seeded mask: zeroes elements with probability `rate` and scales the rest
+ * by 1/(1 - rate). Identity unless `training` and rate > 0.
+ */
+export function dropout<T extends tf.Tensor>(x: T, rate: number, training: boolean, rng?: Random): T {
+  if (!training || rate <= 0) return x;
+  if (!rng) {
+    throw new TypeformerError(
+      "INVALID_ARGUMENT",
+      `dropout ${rate} while training needs an rng; received undefined`,
+      {
+        rate,
+      },
+    );
+  }
+  const keep = tf.cast(
+    tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, "float32", rng.nextUint32()), rate),
+    "float32",
+  );
+  return tf.mul(x, tf.mul(keep, 1 / (1 - rate))) as T;
+}
+
+/** Rows of an embedding table: table (V, C), ids (B, T) → (B·T, C). */
+export function embed(table: tf.Tensor, ids: tf.Tensor): tf.Tensor2D {
+  return tf.gather(table as tf.Tensor2D, tf.reshape(ids, [-1]).toInt()) as tf.Tensor2D;
+}
+
+/** (B·T, H·D) → (B, H, T, D) */
+export function splitHeads(x: tf.Tensor2D, B: number, T: number, H: number, D: number): tf.Tensor4D {
+  return tf.transpose(tf.reshape(x, [B, T, H, D]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, H, T, D)
+}
+
+/** (B, H, T, D) → (B·T, H·D) */
+export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
+  const [B, H, T, D] = x.shape;
+  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [B * T, H * D]) as tf.Tensor2D; // (B·T, H·D)
+}
+
+/**
+ * Position ids for a batch: with a (B, T) padding mask, each row counts from its first real token
+ * (cumsum(mask) - 1, clamped at 0, as HF's generate does for left padding); else 0..T-1 + offset.
+ */
+export function positionIds(B: number, T: number, mask?: tf.Tensor2D, offset = 0): tf.Tensor2D {
+  if (mask) {
+    return tf.maximum(tf.sub(tf.cumsum(tf.cast(mask, "int32"), 1), 1), 0) as tf.Tensor2D;
+  }
+  return tf.tile(tf.reshape(tf.range(offset, offset + T, 1, "int32"), [1, T]), [B, 1]) as tf.Tensor2D;
+}
+
+/**
+ * A transposed copy of a tied embedding table for the LM head, `(V, C)` → `(C, V)`, so the head is
+ * an untransposed matMul. Kept between inference calls while the variable's data is unchanged
+ * (`assign` swaps the data id, which drops the copy); training recomputes it inside the tape.
+ */
+export class TransposedCache {
+  private copy: tf.Tensor2D | null = null;
+  private source: object | null = null;
+
+  get(v: tf.Variable, training: boolean): tf.Tensor2D {
+    if (training) return tf.transpose(v) as tf.Tensor2D;
+    if (this.copy === null || this.source !== v.dataId || this.copy.isDisposed) {
+      this.dispose();
+      this.copy = tf.keep(tf.transpose(v) as tf.Tensor2D);
+      this.source = v.dataId;
+    }
+    return this.copy;
+  }
+
+  dispose(): void {
+    if (this.copy && !this.copy.isDisposed) this.copy.dispose();
+    this.copy = null;
+    this.source = null;
+  }
+}
