@@ -27,7 +27,7 @@ function greedyWithCache(model: CausalLM, prompt: number[], n: number): number[]
   return out;
 }
 
-for (const name of ["gpt2-tiny"]) {
+for (const name of ["gpt2-tiny", "llama-tiny"]) {
   const dir = path.join(FIXTURES, name);
   const expected = JSON.parse(readFileSync(path.join(dir, "expected.json"), "utf8"));
 

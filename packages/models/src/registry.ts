@@ -110,6 +110,7 @@ export function configFromHF(json: unknown): BaseModelConfig {
   const spec = getArchitecture(obj.model_type);
   const out: Record<string, unknown> = { ...spec.defaults, modelType: spec.modelType };
   for (const f of spec.fields) {
+    if (f.hf === null) continue;
     const names = Array.isArray(f.hf) ? f.hf : [f.hf];
     const name = names.find((n) => n in obj);
     if (name === undefined) continue;
@@ -117,8 +118,11 @@ export function configFromHF(json: unknown): BaseModelConfig {
     if (!checkFieldType(v, f.type)) throw fieldError(v, f.type, name);
     out[f.key] = v;
   }
-  spec.validate?.(out as unknown as BaseModelConfig);
-  return out as unknown as BaseModelConfig;
+  const config = spec.readHF
+    ? spec.readHF(obj, out as unknown as BaseModelConfig)
+    : (out as unknown as BaseModelConfig);
+  spec.validate?.(config);
+  return config;
 }
 
 /** Our flat config → the config.json object transformers expects for the model type. */
@@ -126,6 +130,7 @@ export function configToHF(config: BaseModelConfig): Record<string, unknown> {
   const spec = getArchitecture(config.modelType);
   const out: Record<string, unknown> = {};
   for (const f of spec.fields) {
+    if (f.hf === null) continue;
     const name = Array.isArray(f.hf) ? f.hf[0] : f.hf;
     const v = (config as unknown as Record<string, unknown>)[f.key];
     if (v !== undefined) out[name] = v;

@@ -206,6 +206,8 @@ export interface ArchitectureSpec<C extends BaseModelConfig = BaseModelConfig> {
   presets: Record<string, Partial<C>>;
   /** The mapping between our camelCase fields and config.json keys, with the field types. */
   fields: ConfigField<C>[];
+  /** Reads config.json values that are not plain fields (e.g. BERT's label count from id2label). */
+  readHF?(json: Record<string, unknown>, config: C): C;
   /** Extra fixed keys written into config.json (architectures, model_type, ...). */
   hfExtras?(config: C): Record<string, unknown>;
   /** Checks cross-field invariants (heads divide width, ...); throws INVALID_CONFIG. */
@@ -238,7 +240,7 @@ export type ParameterSource = (name: string, shape: number[]) => Float32Array | 
 export interface ConfigField<C> {
   /** Our field name. */
   key: keyof C & string;
-  /** The config.json key (first one is written; the rest are accepted aliases on read). */
-  hf: string | string[];
+  /** The config.json key (first one is written; the rest are accepted aliases on read); null = not in config.json. */
+  hf: string | string[] | null;
   type: "number" | "integer" | "boolean" | "string" | "number|null" | "string|null" | "integer|null";
 }
