@@ -9,6 +9,8 @@ export type {
 export { Generation, GenerationEngine } from "./engine.js";
 export type { ApiErrorBody } from "./errors.js";
 export { ApiError } from "./errors.js";
+export type { LoadedModel } from "./load.js";
+export { loadModelDir } from "./load.js";
 export { ServeMetrics } from "./metrics.js";
 export type { SampleResult, SamplingParams, TokenLogprob } from "./sampling.js";
 export {

@@ -1,5 +1,7 @@
 import type { Command } from "commander";
+import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
+import { registerServe } from "./serve.js";
 
 /** Every subcommand registers itself here: one line per command module. */
-export const commands: Array<(program: Command) => void> = [registerInfo];
+export const commands: Array<(program: Command) => void> = [registerInfo, registerServe, registerGenerate];

@@ -1,0 +1,59 @@
+import path from "node:path";
+import { TypeformerError } from "@typeformer/core";
+import type { FromPretrainedOptions } from "@typeformer/models";
+import type { ServeCausalLM, ServeEncoder, ServeTokenizer } from "./types.js";
+
+/** A model directory loaded for serving: the model, its tokenizer and the id clients use. */
+export interface LoadedModel {
+  id: string;
+  model: ServeCausalLM | ServeEncoder;
+  tokenizer: ServeTokenizer;
+  /** "decoder" | "encoder" | "encoder-decoder" */
+  family: string;
+  dispose(): void;
+}
+
+/**
+ * Loads a Hugging Face-layout model directory (config.json + model.safetensors + tokenizer.json)
+ * for the server and `typeformer generate`. The id defaults to the directory's name.
+ */
+export async function loadModelDir(dir: string, opts: { id?: string } = {}): Promise<LoadedModel> {
+  // loaded lazily so that importing @typeformer/serve never pulls in model code it does not use
+  const { fromPretrained } = await import("@typeformer/models");
+  const tokMod = (await import("@typeformer/tokenizer")) as unknown as {
+    loadTokenizer?: (d: string) => Promise<unknown>;
+  };
+  const loadTokenizer = tokMod.loadTokenizer;
+  if (!loadTokenizer) {
+    throw new TypeformerError("NOT_FOUND", "@typeformer/tokenizer has no loadTokenizer in this build", {});
+  }
+  const model = await fromPretrained(dir, {
+    tokenizer: loadTokenizer as Extract<FromPretrainedOptions["tokenizer"], (d: string) => unknown>,
+  });
+  const tokenizer = model.tokenizer as unknown as ServeTokenizer | undefined;
+  if (!tokenizer) {
+    model.dispose();
+    throw new TypeformerError(
+      "NOT_FOUND",
+      `no tokenizer.json in ${JSON.stringify(dir)}; the server needs one`,
+      {
+        dir,
+      },
+    );
+  }
+  if (model.family === "encoder-decoder") {
+    model.dispose();
+    throw new TypeformerError(
+      "INVALID_ARGUMENT",
+      `model type "${model.modelType}" (encoder-decoder) cannot be served yet: serve a decoder (gpt2, llama) or an encoder (bert)`,
+      { modelType: model.modelType },
+    );
+  }
+  return {
+    id: opts.id ?? path.basename(path.resolve(dir)),
+    model: model as unknown as ServeCausalLM | ServeEncoder,
+    tokenizer,
+    family: model.family,
+    dispose: () => model.dispose(),
+  };
+}
