@@ -136,6 +136,22 @@ describe("normalizeAttention", () => {
     expect(normalizeAttention({ tokens: ["a", "b"], layers: [[[1, 0, 0.25, 0.75]]] })).toEqual(want);
     expect(normalizeAttention({ tokens: ["a", "b"], attentions: [[[head]]] })).toEqual(want);
   });
+  it("reads @typeformer/serve's shape: {id, text} tokens, weights under `attentions`, `layers` = indices", () => {
+    expect(
+      normalizeAttention({
+        object: "attention",
+        tokens: [
+          { id: 5, text: "a" },
+          { id: 9, text: "b" },
+        ],
+        num_layers: 1,
+        num_heads: 1,
+        layers: [0],
+        heads: [0],
+        attentions: [[head]],
+      }),
+    ).toEqual({ tokens: ["a", "b"], layers: [[head]] });
+  });
   it("rejects an empty answer with a readable error", () => {
     expect(() => normalizeAttention({ tokens: [], layers: [] })).toThrow(/no tokens or no layers/);
   });

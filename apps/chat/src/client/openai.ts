@@ -141,7 +141,7 @@ export async function errorFromResponse(res: Response): Promise<ChatApiError> {
   } else if (res.status === 404) {
     readable = `Not found (404): ${message || res.url}`;
   } else if (res.status === 400 && /context|too long|maximum|tokens/i.test(message)) {
-    readable = `The conversation is too long for this model: ${message} Clear the chat or lower max tokens.`;
+    readable = `The conversation is too long for this model: ${message.replace(/[.\s]*$/, ".")} Clear the chat or lower max tokens.`;
   } else {
     readable = `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ""}: ${message || "(no message)"}`;
   }
@@ -251,14 +251,19 @@ export interface AttentionResult {
 }
 
 /**
- * `POST /v1/attention` {model, text} (our server's extension beside the OpenAI endpoints). Tolerant of
- * shape variants: `layers` or `attentions`, each layer either an array of heads or `{heads: [...]}`,
- * each head either T×T nested arrays or a flat row-major array of T×T numbers.
+ * `POST /v1/attention` (our server's extension beside the OpenAI endpoints): `{model, messages}` (rendered
+ * with the chat template) or `{model, text}` → `{tokens: [{id, text}], attentions: [layer][head][T][T]}`.
+ * Tolerant of shape variants: weights under `attentions` or `layers`, each layer an array of heads or
+ * `{heads: [...]}`, each head T×T nested arrays or a flat row-major array; tokens as strings or objects.
  */
 export async function fetchAttention(
   opts: ClientOptions & { model: string; text: string; messages?: ChatMessage[] },
 ): Promise<AttentionResult> {
-  const body: Record<string, unknown> = { model: opts.model, text: opts.text };
+  // our server renders `messages` through the model's chat template (the exact tokens it saw); `text` is the
+  // fallback for servers that only take plain text
+  const body: Record<string, unknown> = opts.messages
+    ? { model: opts.model, messages: opts.messages, add_generation_prompt: false }
+    : { model: opts.model, text: opts.text };
   const res = await send(
     apiUrl(opts.baseUrl, "/v1/attention"),
     { method: "POST", headers: headers(opts), body: JSON.stringify(body) },
@@ -269,10 +274,19 @@ export async function fetchAttention(
 
 export function normalizeAttention(raw: unknown): AttentionResult {
   const r = raw as { tokens?: unknown; layers?: unknown; attentions?: unknown };
-  const tokens = Array.isArray(r.tokens) ? r.tokens.map((t) => String(t)) : [];
+  // tokens: strings, or {id, text} objects (our server)
+  const tokens = Array.isArray(r.tokens)
+    ? r.tokens.map((t) =>
+        typeof t === "string"
+          ? t
+          : String((t as { text?: unknown; id?: unknown })?.text ?? (t as { id?: unknown })?.id),
+      )
+    : [];
   const T = tokens.length;
+  // weights under `attentions` (our server, where `layers` lists the layer indices) or under `layers`
+  const layersAreWeights = Array.isArray(r.layers) && r.layers.length > 0 && typeof r.layers[0] !== "number";
   const rawLayers = (
-    Array.isArray(r.layers) ? r.layers : Array.isArray(r.attentions) ? r.attentions : []
+    Array.isArray(r.attentions) ? r.attentions : layersAreWeights ? (r.layers as unknown[]) : []
   ) as unknown[];
   const toHead = (h: unknown): number[][] => {
     if (Array.isArray(h) && h.length > 0 && Array.isArray(h[0])) return h as number[][];

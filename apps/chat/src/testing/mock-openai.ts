@@ -107,9 +107,29 @@ export async function startMockOpenAI(
         data: [{ id: model, object: "model", created: 0, owned_by: "typeformer" }],
       });
     if (path === "/v1/attention" && req.method === "POST") {
-      const tokens = mockTokenize(String(body.text ?? "")).slice(-64);
+      // same shape as @typeformer/serve: messages (a simple chat template) or text
+      const msgs = body.messages as { role: string; content: string }[] | undefined;
+      const text = msgs ? msgs.map((m) => `${m.role}: ${m.content}\n`).join("") : String(body.text ?? "");
+      const tokens = mockTokenize(text);
       if (tokens.length === 0) return err(res, 400, "text must be a non-empty string", "invalid_value");
-      return json(res, 200, { model, tokens, layers: attention(tokens) });
+      if (tokens.length > 256)
+        return err(
+          res,
+          400,
+          `the text has ${tokens.length} tokens but /v1/attention accepts at most 256`,
+          "context_length_exceeded",
+        );
+      const attentions = attention(tokens);
+      return json(res, 200, {
+        object: "attention",
+        model,
+        tokens: tokens.map((t, id) => ({ id, text: t })),
+        num_layers: attentions.length,
+        num_heads: attentions[0].length,
+        layers: attentions.map((_, l) => l),
+        heads: attentions[0].map((_, h) => h),
+        attentions,
+      });
     }
     if (path === "/v1/chat/completions" && req.method === "POST") {
       stats.requests++;

@@ -125,7 +125,7 @@ export function App() {
     if (!text || streaming) return;
     setDraft("");
     const user: Message = { id: nextId++, role: "user", content: text };
-    void generate([...messages.filter((m) => !m.error), user]);
+    void generate([...messages, user]);
   };
 
   const stop = () => abortRef.current?.abort();
@@ -413,8 +413,8 @@ export function App() {
                 {m.role === "user" ? "You" : "Tf"}
               </div>
               <div class="bubble">
-                <div class="content" data-testid={m.role === "assistant" ? "reply-text" : undefined}>
-                  {m.content}
+                <div class="content">
+                  <span data-testid={m.role === "assistant" ? "reply-text" : undefined}>{m.content}</span>
                   {m.role === "assistant" && m.finish === undefined && (
                     <span class="caret" aria-hidden="true" />
                   )}

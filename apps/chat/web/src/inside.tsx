@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import {
   type AttentionResult,
+  ChatApiError,
   type ChatMessage,
   describeError,
   fetchAttention,
@@ -193,7 +194,18 @@ function AttentionView({ reply, prompt, baseUrl, apiKey, model, setTab }: Inside
     const ctrl = new AbortController();
     setLoading(true);
     setError(null);
-    fetchAttention({ baseUrl, apiKey, model, text, signal: ctrl.signal })
+    const base = { baseUrl, apiKey: apiKey || undefined, model, text, signal: ctrl.signal };
+    const messages: ChatMessage[] = [
+      ...(prompt ? [{ role: "user" as const, content: prompt }] : []),
+      { role: "assistant", content: reply?.content ?? "" },
+    ];
+    // the prompt and reply as the model saw them (chat template); plain text of the reply alone if too long
+    fetchAttention({ ...base, messages })
+      .catch((e) => {
+        if (e instanceof ChatApiError && e.status === 400 && !ctrl.signal.aborted)
+          return fetchAttention({ ...base, text: reply?.content ?? "" });
+        throw e;
+      })
       .then((r) => {
         setData(r);
         setLayer((l) => Math.min(l, r.layers.length - 1));
@@ -234,19 +246,27 @@ function AttentionView({ reply, prompt, baseUrl, apiKey, model, setTab }: Inside
       </p>
       {data && (
         <div class="row controls">
-          <label>
-            Layer
-            <select value={layer} onChange={(e) => setLayer(Number((e.target as HTMLSelectElement).value))}>
+          <div class="control">
+            <label for="att-layer">Layer</label>
+            <select
+              id="att-layer"
+              value={layer}
+              onChange={(e) => setLayer(Number((e.target as HTMLSelectElement).value))}
+            >
               {data.layers.map((_, l) => (
                 <option key={l} value={l}>
                   {l + 1} of {data.layers.length}
                 </option>
               ))}
             </select>
-          </label>
-          <label>
-            Head
-            <select value={head} onChange={(e) => setHead(Number((e.target as HTMLSelectElement).value))}>
+          </div>
+          <div class="control">
+            <label for="att-head">Head</label>
+            <select
+              id="att-head"
+              value={head}
+              onChange={(e) => setHead(Number((e.target as HTMLSelectElement).value))}
+            >
               <option value={-1}>average of {nHeads} heads</option>
               {Array.from({ length: nHeads }, (_, h) => (
                 <option key={h} value={h}>
@@ -254,7 +274,7 @@ function AttentionView({ reply, prompt, baseUrl, apiKey, model, setTab }: Inside
                 </option>
               ))}
             </select>
-          </label>
+          </div>
         </div>
       )}
       {loading && <p class="empty">Computing attention…</p>}
