@@ -19,6 +19,16 @@ export {
   resolveConfig,
   supportedModelTypes,
 } from "./registry.js";
+export type { T5Config } from "./t5.js";
+export {
+  parseFeedForward,
+  relativePositionBucket,
+  T5_DEFAULTS,
+  T5_PRESETS,
+  T5_SPEC,
+  T5Cache,
+  T5Model,
+} from "./t5.js";
 export type {
   AnyModel,
   ArchitectureSpec,
