@@ -19,5 +19,14 @@ export { tiledAttention, tiledImplementation } from "./tiled.js";
 export type { AttentionImplementation, AttentionOptions, AttentionResult } from "./types.js";
 export type { AttentionDims } from "./validate.js";
 export { attentionDims, blockKind, NEG_INF, staticVisibility } from "./validate.js";
-export type { RegisterWasmKernelsOptions, WasmKernelVariant } from "./wasm/index.js";
-export { registerWasmKernels, unregisterWasmKernels, wasmBatchMatMul } from "./wasm/index.js";
+export type { AdamWHyper, RegisterWasmKernelsOptions, WasmKernelVariant } from "./wasm/index.js";
+export {
+  adamwUpdate,
+  fusedKernelsActive,
+  gelu,
+  layerNorm,
+  linear,
+  registerWasmKernels,
+  unregisterWasmKernels,
+  wasmBatchMatMul,
+} from "./wasm/index.js";
