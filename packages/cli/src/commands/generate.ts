@@ -1,3 +1,4 @@
+import { registerWasmKernels } from "@typeformer/attention";
 import { type BackendChoice, initBackend } from "@typeformer/core";
 import { GenerationEngine, loadModelDir, type ServeCausalLM } from "@typeformer/serve";
 import type { Command } from "commander";
@@ -25,6 +26,7 @@ interface GenerateOpts {
   ignoreEos?: boolean;
   stats?: boolean;
   backend?: BackendChoice;
+  stockKernels?: boolean;
 }
 
 export function registerGenerate(program: Command): void {
@@ -47,8 +49,10 @@ export function registerGenerate(program: Command): void {
     .option("--ignore-eos", "keep going past the end-of-text token")
     .option("--stats", "print tokens/s and time to first token to stderr")
     .option("--backend <name>", "force a tf.js backend: node-gpu, node, wasm or cpu")
+    .option("--stock-kernels", "keep tf.js's own wasm matmul kernels (default: Typeformer's SIMD GEMM)")
     .action(async (dir: string, opts: GenerateOpts) => {
-      await initBackend({ backend: opts.backend });
+      const backend = await initBackend({ backend: opts.backend });
+      if (backend.tfBackend === "wasm" && !opts.stockKernels) registerWasmKernels();
       const loaded = await loadModelDir(dir);
       if (loaded.family !== "decoder") {
         loaded.dispose();

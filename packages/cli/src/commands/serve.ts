@@ -1,3 +1,4 @@
+import { registerWasmKernels } from "@typeformer/attention";
 import { type BackendChoice, initBackend } from "@typeformer/core";
 import { createServer, type LoadedModel, listen, loadModelDir } from "@typeformer/serve";
 import type { Command } from "commander";
@@ -19,6 +20,7 @@ interface ServeOpts {
   cors?: string | boolean;
   name?: string;
   backend?: BackendChoice;
+  stockKernels?: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -36,8 +38,10 @@ export function registerServe(program: Command): void {
     .option("--cors [origin]", "allow cross-origin requests (any origin, or the one given)")
     .option("--name <id>", "model id clients use (default: the directory name; one model only)")
     .option("--backend <name>", "force a tf.js backend: node-gpu, node, wasm or cpu")
+    .option("--stock-kernels", "keep tf.js's own wasm matmul kernels (default: Typeformer's SIMD GEMM)")
     .action(async (dirs: string[], opts: ServeOpts) => {
       const backend = await initBackend({ backend: opts.backend });
+      if (backend.tfBackend === "wasm" && !opts.stockKernels) registerWasmKernels();
       if (opts.name && dirs.length > 1) throw new Error("--name works with one model directory only");
       const loaded: LoadedModel[] = [];
       for (const dir of dirs) loaded.push(await loadModelDir(dir, { id: opts.name }));

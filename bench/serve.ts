@@ -1,0 +1,192 @@
+/**
+ * Serving benchmark (`pnpm bench serve`, or `tsx --conditions=source bench/serve.ts [--quick]`):
+ *
+ * 1. single-stream KV-cached greedy decode tokens/s of a small GPT-2 (@typeformer/models + the
+ *    attention KVCache, through the GenerationEngine and as a bare forward loop) against PyTorch
+ *    KV-cached greedy decoding of the same architecture (bench/pytorch/gpt_bench.py), same sitting;
+ * 2. aggregate tokens/s at 1, 4, 8 and 16 concurrent streams (continuous batching), with time to
+ *    first token p50/p95 at each level; ratio to 1 stream;
+ * 3. an autocannon load run against POST /v1/completions (non-streaming) on 127.0.0.1.
+ */
+import { registerWasmKernels } from "@typeformer/attention";
+import { initBackend, tf } from "@typeformer/core";
+import { type CausalLM, createModel } from "@typeformer/models";
+import { createServer, GenerationEngine, listen, type ServeTokenizer } from "@typeformer/serve";
+import autocannon from "autocannon";
+import { median, TorchChild } from "./torch-child.js";
+
+const quick = process.argv.includes("--quick");
+const stockKernels = process.argv.includes("--stock-kernels");
+const CFG = { vocab: 256, ctx: 256, d: 128, layers: 4, heads: 4 };
+const DECODE_TOKENS = quick ? 48 : 128;
+const STREAM_TOKENS = quick ? 24 : 64;
+const REPEATS = quick ? 2 : 3;
+const thrArg = process.argv.find((a) => a.startsWith("--torch-threads="));
+const TORCH_THREADS = thrArg ? Number(thrArg.split("=")[1]) : 2;
+
+/** Byte tokenizer (ids = UTF-16 code units mod 256); enough for timing. */
+const tokenizer: ServeTokenizer = {
+  vocabSize: 256,
+  encode: (t) => Array.from(t, (c) => c.charCodeAt(0) % 256),
+  decode: (ids) => String.fromCharCode(...ids),
+  createStreamDecoder: () => ({ push: (id) => String.fromCharCode(id), flush: () => "" }),
+};
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const fmt = (x: number, d = 1) => x.toFixed(d);
+
+function bareGreedy(model: CausalLM, n: number): number {
+  const cache = model.createCache(1, n + 1);
+  let ids = tf.tensor2d([[0]], [1, 1], "int32");
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const { logits } = model.forward(ids, { cache });
+    const next = tf.tidy(() => tf.argMax(logits.reshape([1, -1]), -1).dataSync()[0]);
+    tf.dispose([ids, logits]);
+    ids = tf.tensor2d([[next]], [1, 1], "int32");
+  }
+  const ms = performance.now() - t0;
+  ids.dispose();
+  cache.dispose();
+  return (n * 1000) / ms;
+}
+
+async function main() {
+  const backend = await initBackend();
+  let kernels = "stock tf.js";
+  if (backend.tfBackend === "wasm" && !stockKernels) {
+    const r = registerWasmKernels();
+    kernels = `Typeformer SIMD (${r.variant})`;
+  }
+  console.log(`backend ${backend.backend}, matmul kernels: ${kernels}; model gpt2 ${JSON.stringify(CFG)}`);
+  const model = createModel(
+    {
+      modelType: "gpt2",
+      vocabSize: CFG.vocab,
+      maxPositions: CFG.ctx,
+      hiddenSize: CFG.d,
+      numLayers: CFG.layers,
+      numHeads: CFG.heads,
+    },
+    { seed: 0 },
+  ) as CausalLM;
+  const engine = new GenerationEngine({ model, tokenizer, maxBatch: 16, maxQueue: 64 });
+  const greedy = { temperature: 0 };
+  await engine.generate({ promptIds: [0], maxTokens: 8, ignoreEos: true, sampling: greedy }); // warm-up
+
+  // ---- 1. single stream vs PyTorch
+  const torch = await TorchChild.start(CFG, TORCH_THREADS);
+  const torchTps: number[] = [];
+  const engineTps: number[] = [];
+  const bareTps: number[] = [];
+  if (typeof torch !== "string") await torch.call({ cmd: "decode", batch: 1, tokens: 8 });
+  for (let r = 0; r < REPEATS; r++) {
+    if (typeof torch !== "string") {
+      const t = await torch.call<{ ms: number; tokens: number }>({
+        cmd: "decode",
+        batch: 1,
+        tokens: DECODE_TOKENS,
+      });
+      torchTps.push((t.tokens * 1000) / t.ms);
+    }
+    const res = await engine.generate({
+      promptIds: [0],
+      maxTokens: DECODE_TOKENS,
+      ignoreEos: true,
+      sampling: greedy,
+    });
+    engineTps.push((res.completionTokens * 1000) / res.durationMs);
+    bareTps.push(bareGreedy(model, DECODE_TOKENS));
+  }
+  const anchor = typeof torch === "string" ? Number.NaN : median(torchTps);
+  console.log(`\nsingle-stream greedy decode, ${DECODE_TOKENS} tokens from 1 (median of ${REPEATS})`);
+  console.table([
+    {
+      what: `PyTorch ${typeof torch === "string" ? "(skipped)" : `${torch.info.torch}, ${torch.info.threads} threads`}`,
+      "tokens/s": fmt(anchor),
+      "× PyTorch": "1.00",
+    },
+    {
+      what: "tf.js forward loop + KVCache",
+      "tokens/s": fmt(median(bareTps)),
+      "× PyTorch": fmt(median(bareTps) / anchor, 2),
+    },
+    {
+      what: "GenerationEngine (sampler, detok)",
+      "tokens/s": fmt(median(engineTps)),
+      "× PyTorch": fmt(median(engineTps) / anchor, 2),
+    },
+  ]);
+  if (typeof torch === "string") console.log(torch);
+
+  // ---- 2. concurrency
+  const rows = [];
+  let base = 0;
+  for (const n of [1, 4, 8, 16]) {
+    const t0 = performance.now();
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        engine.generate({
+          promptIds: tokenizer.encode(`stream ${i}: once upon a time`),
+          maxTokens: STREAM_TOKENS,
+          ignoreEos: true,
+          sampling: { seed: i, temperature: 0.8 },
+        }),
+      ),
+    );
+    const ms = performance.now() - t0;
+    const tokens = results.reduce((s, r) => s + r.completionTokens, 0);
+    const tps = (tokens * 1000) / ms;
+    if (n === 1) base = tps;
+    const ttft = results.map((r) => r.timeToFirstTokenMs ?? 0);
+    rows.push({
+      streams: n,
+      "aggregate tokens/s": fmt(tps),
+      "× 1 stream": fmt(tps / base, 2),
+      "TTFT p50 ms": fmt(pct(ttft, 50)),
+      "TTFT p95 ms": fmt(pct(ttft, 95)),
+    });
+  }
+  console.log(`\ncontinuous batching: n streams × ${STREAM_TOKENS} tokens, all submitted at once`);
+  console.table(rows);
+
+  // ---- 3. autocannon against the non-streaming endpoint
+  const server = createServer({
+    models: [{ id: "bench-gpt", model, tokenizer, engine: { maxBatch: 16, maxQueue: 256 } }],
+  });
+  const running = await listen(server, { port: 0 });
+  const result = await autocannon({
+    url: `${running.url}/v1/completions`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "bench-gpt", prompt: "hello there", max_tokens: 16, temperature: 0 }),
+    connections: 8,
+    duration: quick ? 4 : 10,
+  });
+  console.log(`\nautocannon: POST /v1/completions (max_tokens 16), 8 connections, ${quick ? 4 : 10} s`);
+  console.table([
+    {
+      "req/s": fmt(result.requests.average),
+      "tokens/s": fmt(result.requests.average * 16),
+      "p50 ms": result.latency.p50,
+      "p90 ms": result.latency.p90,
+      "p99 ms": result.latency.p99,
+      "max ms": result.latency.max,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      non2xx: result.non2xx,
+      total: result.requests.total,
+    },
+  ]);
+  await running.close({ graceMs: 1000 });
+  if (typeof torch !== "string") torch.close();
+  model.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
