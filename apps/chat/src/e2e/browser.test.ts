@@ -183,9 +183,10 @@ describe.skipIf(!haveChromium)("chat page in a real browser", () => {
 
     const unlabelled = await page.evaluate(() => {
       const bad: string[] = [];
-      for (const el of document.querySelectorAll<HTMLElement>(
-        "button, input, select, textarea, [tabindex]",
-      )) {
+      const all = Array.from(
+        document.querySelectorAll<HTMLElement>("button, input, select, textarea, [tabindex]"),
+      );
+      for (const el of all) {
         const id = el.id;
         const named =
           el.getAttribute("aria-label") ||

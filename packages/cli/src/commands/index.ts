@@ -1,7 +1,9 @@
 import type { Command } from "commander";
+import { registerChat } from "./chat.js";
+import { registerChatUi } from "./chat-ui.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerServe } from "./serve.js";
 
 /** Every subcommand registers itself here: one line per command module. */
-export const commands: Array<(program: Command) => void> = [registerInfo, registerServe, registerGenerate];
+export const commands: Array<(program: Command) => void> = [registerInfo, registerServe, registerGenerate, registerChat, registerChatUi];
