@@ -189,9 +189,9 @@ export function stripBrownTags(text: string): string {
     lines.push(
       words
         .join(" ")
-        .replace(/ ([.,;:!?')])/g, "$1")
-        .replace(/`` /g, '"')
-        .replace(/ ''/g, '"'),
+        .replace(/`` ?/g, '"')
+        .replace(/ ?''/g, '"')
+        .replace(/ ([.,;:!?)])/g, "$1"),
     );
   }
   return `${lines.join("\n")}\n`;

@@ -1,3 +1,4 @@
+import { fusedKernelsActive, registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
 import { tf } from "@typeformer/core";
 import { assertClose, describeEachBackend, expectNoLeaks } from "@typeformer/test-utils";
 import { expect, it } from "vitest";
@@ -5,44 +6,49 @@ import ref from "./__fixtures__/adamw.json" with { type: "json" };
 import { AdamW, defaultDecayRule } from "./optimizer.js";
 import { learningRate } from "./schedule.js";
 
-describeEachBackend("AdamW", () => {
-  it("matches torch.optim.AdamW (decoupled decay on the weight, none on the bias) over 4 steps", async () => {
-    const w = tf.variable(tf.tensor2d(ref.init.weight as number[][]), true, undefined, "float32");
-    const b = tf.variable(tf.tensor1d(ref.init.bias), true, undefined, "float32");
-    const params = new Map<string, tf.Variable>([
-      ["h.0.mlp.c_fc.weight", w],
-      ["h.0.mlp.c_fc.bias", b],
-    ]);
-    const opt = new AdamW(params, {
-      beta1: ref.betas[0],
-      beta2: ref.betas[1],
-      eps: ref.eps,
-      weightDecay: 0.1,
-    });
-    expect([...opt.decayed]).toEqual(["h.0.mlp.c_fc.weight"]);
-    for (let s = 0; s < ref.lrs.length; s++) {
-      const grads = new Map<string, tf.Tensor>([
-        ["h.0.mlp.c_fc.weight", tf.tensor2d(ref.grads[s].weight as number[][])],
-        ["h.0.mlp.c_fc.bias", tf.tensor1d(ref.grads[s].bias)],
+describeEachBackend("AdamW", (backend) => {
+  for (const fusedKernels of backend === "wasm" ? [false, true] : [false])
+    it(`matches torch.optim.AdamW (decoupled decay on the weight, none on the bias) over 4 steps${fusedKernels ? " (fused wasm kernel)" : ""}`, async () => {
+      if (fusedKernels) registerWasmKernels();
+      expect(fusedKernelsActive()).toBe(fusedKernels);
+      const w = tf.variable(tf.tensor2d(ref.init.weight as number[][]), true, undefined, "float32");
+      const b = tf.variable(tf.tensor1d(ref.init.bias), true, undefined, "float32");
+      const params = new Map<string, tf.Variable>([
+        ["h.0.mlp.c_fc.weight", w],
+        ["h.0.mlp.c_fc.bias", b],
       ]);
-      await expectNoLeaks(() => opt.step(grads, ref.lrs[s]));
-      tf.dispose([...grads.values()]);
-      assertClose(w, ref.after[s].weight, { atol: 2e-6, rtol: 1e-5, label: `weight after step ${s + 1}` });
-      assertClose(b, ref.after[s].bias, { atol: 2e-6, rtol: 1e-5, label: `bias after step ${s + 1}` });
-    }
-    // snapshot → restore into a fresh optimizer gives identical next updates
-    const snap = await opt.snapshot();
-    const opt2 = new AdamW(params, { beta1: 0.9, beta2: 0.99, weightDecay: 0.1 });
-    opt2.restore(snap);
-    expect(opt2.t).toBe(4);
-    const m1 = await opt.snapshot();
-    const m2 = await opt2.snapshot();
-    for (const [k, v] of m1.tensors) expect(Array.from(m2.tensors.get(k)!.data)).toEqual(Array.from(v.data));
-    opt.dispose();
-    opt2.dispose();
-    w.dispose();
-    b.dispose();
-  });
+      const opt = new AdamW(params, {
+        beta1: ref.betas[0],
+        beta2: ref.betas[1],
+        eps: ref.eps,
+        weightDecay: 0.1,
+      });
+      expect([...opt.decayed]).toEqual(["h.0.mlp.c_fc.weight"]);
+      for (let s = 0; s < ref.lrs.length; s++) {
+        const grads = new Map<string, tf.Tensor>([
+          ["h.0.mlp.c_fc.weight", tf.tensor2d(ref.grads[s].weight as number[][])],
+          ["h.0.mlp.c_fc.bias", tf.tensor1d(ref.grads[s].bias)],
+        ]);
+        await expectNoLeaks(() => opt.step(grads, ref.lrs[s]));
+        tf.dispose([...grads.values()]);
+        assertClose(w, ref.after[s].weight, { atol: 2e-6, rtol: 1e-5, label: `weight after step ${s + 1}` });
+        assertClose(b, ref.after[s].bias, { atol: 2e-6, rtol: 1e-5, label: `bias after step ${s + 1}` });
+      }
+      // snapshot → restore into a fresh optimizer gives identical next updates
+      const snap = await opt.snapshot();
+      const opt2 = new AdamW(params, { beta1: 0.9, beta2: 0.99, weightDecay: 0.1 });
+      opt2.restore(snap);
+      expect(opt2.t).toBe(4);
+      const m1 = await opt.snapshot();
+      const m2 = await opt2.snapshot();
+      for (const [k, v] of m1.tensors)
+        expect(Array.from(m2.tensors.get(k)!.data)).toEqual(Array.from(v.data));
+      opt.dispose();
+      opt2.dispose();
+      w.dispose();
+      b.dispose();
+      if (fusedKernels) unregisterWasmKernels();
+    });
 
   it("gradScale multiplies gradients before the update (loss normalisation / clipping)", () => {
     const a = tf.variable(tf.tensor1d([1, 2, 3]));

@@ -1,3 +1,4 @@
+import { adamwUpdate, fusedKernelsActive } from "@typeformer/attention";
 import { TypeformerError, tf } from "@typeformer/core";
 
 /** Decides whether a parameter gets weight decay, from its name and variable. */
@@ -24,6 +25,11 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Which parameters are decayed: a rule, or a RegExp naming the ones that are NOT decayed. */
   decay?: DecayRule | RegExp;
+  /**
+   * Use the fused one-pass AdamW kernel of `@typeformer/attention` when its wasm kernels are registered
+   * (default true); otherwise, or when false, the update is written with tf.js ops.
+   */
+  fused?: boolean;
 }
 
 /** Optimizer moments, keyed `exp_avg.<name>` / `exp_avg_sq.<name>`, for checkpoints. */
@@ -41,6 +47,7 @@ export class AdamW {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  readonly fused: boolean;
   /** Number of updates applied so far (the `t` of the bias corrections). */
   t = 0;
   readonly params: Map<string, tf.Variable>;
@@ -53,6 +60,7 @@ export class AdamW {
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0;
+    this.fused = opts.fused ?? true;
     for (const [k, val] of [
       ["beta1", this.beta1],
       ["beta2", this.beta2],
@@ -86,10 +94,12 @@ export class AdamW {
     for (const [name, p] of params) {
       if (rule(name, p)) this.decayed.add(name);
       // tf.variable(init) does not dispose init
-      const z = tf.zeros(p.shape, "float32");
-      this.m.set(name, tf.variable(z, false));
-      this.v.set(name, tf.variable(z, false));
-      z.dispose();
+      // separate buffers for m and v (a variable shares its initial tensor's data)
+      for (const store of [this.m, this.v]) {
+        const z = tf.zeros(p.shape, "float32");
+        store.set(name, tf.variable(z, false));
+        z.dispose();
+      }
     }
   }
 
@@ -106,6 +116,23 @@ export class AdamW {
     // p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) ; decay: p *= 1 - lr*wd (before the Adam step, like PyTorch)
     const stepSize = lr / bc1;
     const decayFactor = 1 - lr * this.weightDecay;
+    if (this.fused && fusedKernelsActive()) {
+      for (const [name, p] of this.params) {
+        const g = grads.get(name);
+        if (!g) continue;
+        const gs = gradScale === undefined || gradScale === 1 ? g : tf.mul(g, gradScale);
+        adamwUpdate(p, gs, this.m.get(name)!, this.v.get(name)!, {
+          lr,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          eps: this.eps,
+          weightDecay: this.decayed.has(name) ? this.weightDecay : 0,
+          step: t,
+        });
+        if (gs !== g) gs.dispose();
+      }
+      return;
+    }
     tf.tidy(() => {
       const b1 = tf.scalar(this.beta1);
       const omb1 = tf.scalar(1 - this.beta1);
