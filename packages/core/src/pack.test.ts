@@ -111,7 +111,8 @@ const f = await SafetensorsFile.open(p); const v = Array.from(await f.readFloat3
 console.log(JSON.stringify({ backend: r.backend, tf: tf.getBackend(), sum: tf.sum(tf.tensor1d(v)).arraySync(), v }));
 `,
     );
-    const esm = JSON.parse((await sh("node", ["esm.mjs"], app, 60_000)).stdout);
+    // cwd outside the project: the wasm binaries must be found from the package itself (import.meta.url)
+    const esm = JSON.parse((await sh("node", [path.join(app, "esm.mjs")], scratch, 60_000)).stdout);
     expect(["node-gpu", "node", "wasm"]).toContain(esm.backend); // wasm binaries found without paths
     expect(esm).toMatchObject({ sum: -0.5, v: [1.5, -2] });
 
@@ -125,7 +126,7 @@ initBackend({ backend: "wasm" }).then((r) => {
 });
 `,
     );
-    const cjs = JSON.parse((await sh("node", ["cjs.cjs"], app, 60_000)).stdout);
+    const cjs = JSON.parse((await sh("node", [path.join(app, "cjs.cjs")], scratch, 60_000)).stdout);
     expect(cjs).toMatchObject({ backend: "wasm", tf: "wasm", err: "IO_ERROR" });
     expect(cjs.x).toBeCloseTo(0.5686059962026775, 12);
 
