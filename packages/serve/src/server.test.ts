@@ -453,6 +453,127 @@ describe("OpenAI-compatible server (fake models, wasm)", () => {
   });
 });
 
+describe("more server paths", () => {
+  const tok = new FakeCharTokenizer();
+  let model: FakeCausalLM;
+  let srv: RunningServer;
+  beforeAll(async () => {
+    await initBackend({ backend: "wasm" });
+    model = new FakeCausalLM(tok.vocabSize, 96, 5);
+    srv = await listen(
+      createServer({
+        models: [{ id: "m", model, tokenizer: tok }],
+        requestTimeoutMs: 150,
+        cors: "http://localhost:5173",
+      }),
+      { port: 0 },
+    );
+  });
+  afterAll(async () => {
+    await srv.close({ graceMs: 100 });
+    model.dispose();
+  });
+  const post = (path: string, body: unknown) =>
+    fetch(`${srv.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  it("streams n choices and completions; text matches the non-streamed result", async () => {
+    const body = { model: "m", prompt: "abc", max_tokens: 10, n: 2, seed: 3, ignore_eos: true };
+    const whole = await (await post("/v1/completions", body)).json();
+    const events = await readSse(await post("/v1/completions", { ...body, stream: true }));
+    expect(events.at(-1)).toBe("[DONE]");
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    const texts = ["", ""];
+    const finishes: (string | null)[] = [null, null];
+    for (const c of chunks) {
+      for (const ch of c.choices) {
+        texts[ch.index] += ch.text;
+        finishes[ch.index] = ch.finish_reason ?? finishes[ch.index];
+      }
+    }
+    expect(texts).toEqual(whole.choices.map((c: { text: string }) => c.text));
+    expect(finishes).toEqual(["length", "length"]);
+    const chat = await readSse(
+      await post("/v1/chat/completions", {
+        model: "m",
+        messages: [{ role: "user", content: "hey" }],
+        n: 3,
+        max_tokens: 5,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
+    );
+    const parsed = chat.slice(0, -1).map((e) => JSON.parse(e));
+    const usage = parsed.at(-1);
+    expect(usage.usage.completion_tokens).toBeGreaterThan(0);
+    expect(new Set(parsed.flatMap((p) => p.choices.map((c: { index: number }) => c.index)))).toEqual(
+      new Set([0, 1, 2]),
+    );
+  });
+
+  it("echo and completion logprobs", async () => {
+    const r = await (
+      await post("/v1/completions", {
+        model: "m",
+        prompt: "abc",
+        max_tokens: 4,
+        echo: true,
+        logprobs: 3,
+        temperature: 0,
+      })
+    ).json();
+    const c = r.choices[0];
+    expect(c.text.startsWith("abc")).toBe(true);
+    expect(c.logprobs.tokens.join("")).toBe(c.text.slice(3));
+    expect(c.logprobs.text_offset[0]).toBe(3);
+    expect(Object.keys(c.logprobs.top_logprobs[0])).toHaveLength(3);
+  });
+
+  it("per-request timeout → 504 (and an error event in a stream); the engine is freed", async () => {
+    model.slowMs = 20;
+    try {
+      const res = await post("/v1/completions", {
+        model: "m",
+        prompt: "x",
+        max_tokens: 60,
+        ignore_eos: true,
+      });
+      expect(res.status).toBe(504);
+      expect((await res.json()).error.code).toBe("timeout");
+      const events = await readSse(
+        await post("/v1/completions", {
+          model: "m",
+          prompt: "x",
+          max_tokens: 60,
+          ignore_eos: true,
+          stream: true,
+        }),
+      );
+      expect(JSON.parse(events.at(-1)!).error.code).toBe("timeout");
+    } finally {
+      model.slowMs = 0;
+    }
+    await srv.server.engines.get("m")!.idle();
+    expect(srv.server.engines.get("m")!.activeCount).toBe(0);
+  });
+
+  it("CORS preflight for the configured origin", async () => {
+    const res = await fetch(`${srv.url}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://localhost:5173",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,authorization",
+      },
+    });
+    expect(res.status).toBeLessThan(300);
+    expect(res.headers.get("access-control-allow-origin")).toBe("http://localhost:5173");
+  });
+});
+
 describe("back-pressure and shutdown", () => {
   it("429 with Retry-After when the queue is full; graceful shutdown finishes streams", async () => {
     await initBackend({ backend: "wasm" });

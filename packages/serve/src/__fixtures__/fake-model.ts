@@ -95,6 +95,8 @@ export class FakeCausalLM implements ServeCausalLM {
   readonly emb: tf.Variable;
   readonly out: tf.Variable;
   forwardCalls: number[] = [];
+  /** Busy-waits this long in every forward (to test timeouts). */
+  slowMs = 0;
 
   constructor(vocabSize: number, maxPositions = 128, seed = 1) {
     this.vocabSize = vocabSize;
@@ -118,6 +120,12 @@ export class FakeCausalLM implements ServeCausalLM {
   ): { logits: tf.Tensor3D; attentions?: tf.Tensor4D[] } {
     const [B, T] = inputIds.shape;
     this.forwardCalls.push(B);
+    if (this.slowMs > 0) {
+      const end = performance.now() + this.slowMs;
+      while (performance.now() < end) {
+        // busy-wait: forward passes block the event loop like real ones
+      }
+    }
     const x = tf.tidy(() => tf.gather(this.emb, inputIds) as tf.Tensor3D);
     let full: tf.Tensor3D;
     let mask: tf.Tensor2D;
