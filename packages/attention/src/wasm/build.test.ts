@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 describe("committed wasm binaries", () => {
-  it("are what scripts/build-wasm.mjs builds from assembly/gemm.ts", async () => {
+  it("are what scripts/build-wasm.mjs builds from assembly/*.ts", async () => {
     const here = path.dirname(fileURLToPath(import.meta.url));
     // @ts-expect-error: plain .mjs build script without types
     const { render } = await import("../../scripts/build-wasm.mjs");

@@ -1,2 +1,5 @@
-export type { RegisterWasmKernelsOptions, WasmKernelVariant } from "./kernels.js";
+export type { AdamWHyper } from "./fused-ops.js";
+export { adamwUpdate, fusedKernelsActive, gelu, layerNorm, linear } from "./fused-ops.js";
+export type { WasmKernelVariant } from "./instance.js";
+export type { RegisterWasmKernelsOptions } from "./kernels.js";
 export { registerWasmKernels, unregisterWasmKernels, wasmBatchMatMul } from "./kernels.js";

@@ -1,102 +1,16 @@
 import { TypeformerError, tf } from "@typeformer/core";
-import { GEMM_WASM_BASE64, GEMM_WASM_RELAXED_BASE64 } from "./gemm-binary.js";
+import { FUSED_KERNELS } from "./fused-kernels.js";
+import {
+  compiledModule,
+  instanceFor,
+  setVariantPreference,
+  type WasmBackendLike,
+  type WasmKernelVariant,
+} from "./instance.js";
 
-/** The parts of tf.js's `BackendWasm` the kernels use. */
-interface EmscriptenModule {
-  HEAPU8: Uint8Array;
-  _malloc(bytes: number): number;
-  _free(ptr: number): void;
-  asm?: { memory?: WebAssembly.Memory };
-  wasmExports?: { memory?: WebAssembly.Memory };
-  wasmMemory?: WebAssembly.Memory;
-}
-interface WasmBackendLike {
-  wasm: EmscriptenModule;
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  disposeData(dataId: object, force?: boolean): boolean;
-}
-interface GemmExports {
-  bmm(
-    a: number,
-    b: number,
-    c: number,
-    batch: number,
-    strideA: number,
-    strideB: number,
-    m: number,
-    n: number,
-    k: number,
-    transA: number,
-    transB: number,
-    scratch: number,
-  ): void;
-  scratchBytes(): number;
-}
-interface GemmInstance {
-  exports: GemmExports;
-  scratch: number;
-}
+export type { WasmKernelVariant } from "./instance.js";
 
-/** Which build of the kernels runs: `relaxed` (fused multiply-add) where the engine validates it. */
-export type WasmKernelVariant = "simd" | "relaxed-simd";
-
-const instances = new WeakMap<EmscriptenModule, GemmInstance>();
 const originals = new Map<string, tf.KernelConfig>();
-let variantPreference: WasmKernelVariant | "auto" = "auto";
-
-function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
-  if (typeof Buffer !== "undefined") {
-    const buf = Buffer.from(s, "base64");
-    const out = new Uint8Array(buf.length);
-    out.set(buf);
-    return out;
-  }
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-let moduleCache: { variant: WasmKernelVariant; module: WebAssembly.Module } | undefined;
-
-function compiledModule(): { variant: WasmKernelVariant; module: WebAssembly.Module } {
-  if (moduleCache) return moduleCache;
-  const relaxed = decodeBase64(GEMM_WASM_RELAXED_BASE64);
-  const useRelaxed =
-    variantPreference === "relaxed-simd" || (variantPreference === "auto" && WebAssembly.validate(relaxed));
-  const variant: WasmKernelVariant = useRelaxed ? "relaxed-simd" : "simd";
-  moduleCache = {
-    variant,
-    module: new WebAssembly.Module(useRelaxed ? relaxed : decodeBase64(GEMM_WASM_BASE64)),
-  };
-  return moduleCache;
-}
-
-/** The tf.js wasm heap as a `WebAssembly.Memory` (what our module imports), if the build exposes it. */
-function heapMemory(wasm: EmscriptenModule): WebAssembly.Memory | undefined {
-  return wasm.asm?.memory ?? wasm.wasmExports?.memory ?? wasm.wasmMemory;
-}
-
-function instanceFor(backend: WasmBackendLike): GemmInstance {
-  const wasm = backend.wasm;
-  let inst = instances.get(wasm);
-  if (inst) return inst;
-  const memory = heapMemory(wasm);
-  if (!memory) {
-    throw new TypeformerError(
-      "BACKEND_UNAVAILABLE",
-      "the tf.js wasm backend does not expose its WebAssembly.Memory; Typeformer's wasm kernels cannot run",
-      { backend: "wasm" },
-    );
-  }
-  const instance = new WebAssembly.Instance(compiledModule().module, { env: { memory } });
-  const exports = instance.exports as unknown as GemmExports;
-  const scratch = wasm._malloc(exports.scratchBytes()) >>> 0;
-  inst = { exports, scratch };
-  instances.set(wasm, inst);
-  return inst;
-}
 
 const prod = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
 
@@ -244,7 +158,19 @@ const fusedMatMulKernel: tf.KernelFunc = (args) => {
     be.disposeData(y.dataId);
     y = next;
   };
-  if (bias) replace(callKernel("Add", { a: y, b: bias }, backend));
+  if (bias) {
+    const n = y.shape[y.shape.length - 1];
+    if (bias.dtype === "float32" && prod(bias.shape) === n && bias.shape.length <= 1) {
+      const rows = prod(y.shape) / n;
+      if (rows > 0)
+        instanceFor(be).exports.addBias(
+          be.dataIdMap.get(y.dataId).memoryOffset,
+          be.dataIdMap.get(bias.dataId).memoryOffset,
+          rows,
+          n,
+        );
+    } else replace(callKernel("Add", { a: y, b: bias }, backend));
+  }
   switch (activation) {
     case "linear":
       break;
@@ -284,6 +210,7 @@ const fusedMatMulKernel: tf.KernelFunc = (args) => {
 const KERNELS: Record<string, tf.KernelFunc> = {
   BatchMatMul: batchMatMulKernel,
   _FusedMatMul: fusedMatMulKernel,
+  ...FUSED_KERNELS,
 };
 
 export interface RegisterWasmKernelsOptions {
@@ -300,10 +227,7 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
   registered: string[];
   variant: WasmKernelVariant;
 } {
-  if (options.variant && options.variant !== variantPreference) {
-    variantPreference = options.variant;
-    moduleCache = undefined;
-  }
+  if (options.variant) setVariantPreference(options.variant);
   const { variant } = compiledModule();
   const registered: string[] = [];
   for (const [name, kernelFunc] of Object.entries(KERNELS)) {

@@ -1,0 +1,122 @@
+/**
+ * Training step of a small GPT (nanoGPT's CPU config: 4 layers, 4 heads, 128 wide, context 64,
+ * batch 12, vocab 65) in tokens/s: tf.js wasm with Typeformer's SIMD kernels, stock tf.js wasm, and
+ * PyTorch CPU (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(2)), alternating in one sitting.
+ *
+ *   pnpm bench train-step [--steps 6] [--rounds 3] [--no-stock] [--no-torch] [--profile]
+ */
+
+import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
+import { initBackend, tf } from "@typeformer/core";
+import { AdamW, NANOGPT_CPU, TinyGpt, trainStep } from "./gpt-tiny.js";
+import { median, TorchChild } from "./torch-child.js";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const flag = (name: string) => argv.includes(`--${name}`);
+const steps = opt("steps", 6);
+const rounds = opt("rounds", 3);
+const cfg = NANOGPT_CPU;
+const tokensPerStep = cfg.batch * cfg.ctx;
+
+await initBackend({ backend: "wasm" });
+const { variant } = registerWasmKernels();
+
+const ids = tf.tensor2d(
+  Array.from({ length: tokensPerStep }, (_, i) => (i * 7) % cfg.vocab),
+  [cfg.batch, cfg.ctx],
+  "int32",
+);
+const targets = tf.tensor1d(
+  Array.from({ length: tokensPerStep }, (_, i) => (i * 7 + 1) % cfg.vocab),
+  "int32",
+);
+const model = new TinyGpt(cfg, 0);
+const adam = new AdamW();
+
+function timeSteps(n: number): number[] {
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    trainStep(model, adam, ids, targets);
+    ms.push(performance.now() - t0);
+  }
+  return ms;
+}
+
+if (flag("profile")) {
+  timeSteps(2);
+  const info = await tf.profile(() => {
+    trainStep(model, adam, ids, targets);
+  });
+  const byName = new Map<string, { ms: number; calls: number }>();
+  let total = 0;
+  for (const k of info.kernels) {
+    const ms = Number(k.kernelTimeMs) || 0;
+    const e = byName.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += ms;
+    e.calls++;
+    byName.set(k.name, e);
+    total += ms;
+  }
+  const rows = [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25);
+  console.log(`kernel time in one step: ${total.toFixed(1)} ms over ${info.kernels.length} kernel calls`);
+  console.table(
+    rows.map(([name, e]) => ({
+      kernel: name,
+      ms: +e.ms.toFixed(2),
+      calls: e.calls,
+      share: `${((100 * e.ms) / total).toFixed(1)}%`,
+    })),
+  );
+  process.exit(0);
+}
+
+const torch = flag("no-torch") ? "PyTorch side skipped (--no-torch)" : await TorchChild.start(cfg);
+if (typeof torch === "string") console.log(torch);
+
+const ours: number[] = [];
+const stock: number[] = [];
+const pt: number[] = [];
+timeSteps(2); // warm-up
+if (typeof torch !== "string") await torch.call({ cmd: "train", steps: 2 });
+for (let r = 0; r < rounds; r++) {
+  ours.push(...timeSteps(steps));
+  if (typeof torch !== "string") pt.push(...(await torch.call<{ ms: number[] }>({ cmd: "train", steps })).ms);
+  if (!flag("no-stock") && r === 0) {
+    unregisterWasmKernels();
+    stock.push(...timeSteps(2));
+    registerWasmKernels();
+  }
+}
+if (typeof torch !== "string") torch.close();
+
+const tps = (ms: number) => (tokensPerStep / ms) * 1000;
+const anchor = pt.length ? median(pt) : undefined;
+const row = (name: string, ms: number[]) => {
+  if (!ms.length) return undefined;
+  const m = median(ms);
+  return {
+    run: name,
+    "ms/step (median)": +m.toFixed(1),
+    "ms/step (best)": +Math.min(...ms).toFixed(1),
+    "tokens/s": Math.round(tps(m)),
+    "× PyTorch": anchor ? +(anchor / m).toFixed(3) : "n/a",
+  };
+};
+console.log(
+  `train step, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d} ctx=${cfg.ctx} batch=${cfg.batch} vocab=${cfg.vocab}), ${tokensPerStep} tokens/step`,
+);
+console.table(
+  [
+    row(`tf.js wasm + Typeformer kernels (${variant})`, ours),
+    row("tf.js wasm, stock kernels", stock),
+    typeof torch !== "string"
+      ? row(`PyTorch ${torch.info.torch} CPU (${torch.info.threads} threads, OpenBLAS 1 thread)`, pt)
+      : undefined,
+  ].filter(Boolean),
+);
+model.dispose();

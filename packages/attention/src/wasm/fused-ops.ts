@@ -1,0 +1,171 @@
+import { TypeformerError, tf } from "@typeformer/core";
+import { FUSED_KERNEL_NAMES, FUSED_KERNELS } from "./fused-kernels.js";
+import { instanceFor, type WasmBackendLike } from "./instance.js";
+
+/** Whether the fused wasm kernels serve the current backend (wasm, after `registerWasmKernels`). */
+export function fusedKernelsActive(): boolean {
+  if (tf.getBackend() !== "wasm") return false;
+  const k = tf.getKernel(FUSED_KERNEL_NAMES.gelu, "wasm");
+  return k?.kernelFunc === FUSED_KERNELS[FUSED_KERNEL_NAMES.gelu];
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh approximation (GPT-2's `gelu_new`): one fused wasm pass forward and backward where available. */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  if (!fusedKernelsActive() || x.dtype !== "float32") {
+    return tf.tidy(() => {
+      const inner = x.add(x.pow(3).mul(0.044715)).mul(GELU_C);
+      return x.mul(0.5).mul(tf.tanh(inner).add(1)) as T;
+    });
+  }
+  const f = tf.customGrad(((xi: tf.Tensor, save: tf.GradSaveFunc) => {
+    const y = tf.engine().runKernel(FUSED_KERNEL_NAMES.gelu, { x: xi }) as tf.Tensor;
+    save([xi]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.engine().runKernel(FUSED_KERNEL_NAMES.geluGrad, { x: saved[0], dy }) as tf.Tensor,
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (f as (x: tf.Tensor) => tf.Tensor)(x) as T;
+}
+
+/** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta; fused on wasm. */
+export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, epsilon = 1e-5): T {
+  if (!fusedKernelsActive() || x.dtype !== "float32") {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      return x
+        .sub(mean)
+        .mul(tf.rsqrt(variance.add(epsilon)))
+        .mul(gamma)
+        .add(beta) as T;
+    });
+  }
+  const f = tf.customGrad(((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [y, mean, rstd] = tf
+      .engine()
+      .runKernel(FUSED_KERNEL_NAMES.layerNorm, { x: xi, gamma: g, beta: b }, { epsilon }) as tf.Tensor[];
+    save([xi, g, mean, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sg, smean, srstd] = saved;
+        const [dx, dg, db] = tf.engine().runKernel(FUSED_KERNEL_NAMES.layerNormGrad, {
+          x: sx,
+          dy,
+          gamma: sg,
+          mean: smean,
+          rstd: srstd,
+        }) as tf.Tensor[];
+        return [dx, dg.reshape(g.shape), db.reshape(b.shape)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (f as (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor)(x, gamma, beta) as T;
+}
+
+/**
+ * Dense layer x (…, in) · w (in, out) + b (out): on wasm one fused kernel forward (bias added in the
+ * GEMM's output pass) and, backward, two GEMMs plus one column-sum pass for the bias.
+ */
+export function linear<T extends tf.Tensor>(x: T, w: tf.Tensor, b?: tf.Tensor): T {
+  const inDim = x.shape[x.shape.length - 1] as number;
+  if (w.rank !== 2 || w.shape[0] !== inDim || (b && b.size !== w.shape[1])) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `linear needs x (…, ${inDim}), w (${inDim}, out), b (out); got x [${x.shape}], w [${w.shape}], b [${b?.shape}]`,
+      { x: x.shape, w: w.shape, b: b?.shape },
+    );
+  }
+  const outShape = [...x.shape.slice(0, -1), w.shape[1] as number];
+  if (!fusedKernelsActive() || x.dtype !== "float32" || !b) {
+    return tf.tidy(() => {
+      const y = tf.matMul(x.reshape([-1, inDim]), w);
+      return (b ? y.add(b) : y).reshape(outShape) as T;
+    });
+  }
+  const f = tf.customGrad(((x2: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, save: tf.GradSaveFunc) => {
+    const y = tf
+      .engine()
+      .runKernel(
+        "_FusedMatMul",
+        { a: x2, b: wi, bias: bi },
+        { transposeA: false, transposeB: false, activation: "linear" },
+      ) as tf.Tensor;
+    save([x2, wi]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved;
+        return [
+          tf.matMul(dy, sw, false, true),
+          tf.matMul(sx, dy, true, false),
+          (tf.engine().runKernel(FUSED_KERNEL_NAMES.biasGrad, { dy }) as tf.Tensor).reshape(bi.shape),
+        ];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return tf.tidy(() =>
+    (f as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor)(x.reshape([-1, inDim]), w, b).reshape(
+      outShape,
+    ),
+  ) as T;
+}
+
+export interface AdamWHyper {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Decoupled weight decay (applied as w *= 1 - lr * weightDecay). */
+  weightDecay?: number;
+  /** 1-based step count (for bias correction). */
+  step: number;
+}
+
+/**
+ * One AdamW update of `w` with gradient `g` and moment variables `m`, `v` (same shape as `w`). On wasm
+ * with the kernels registered it updates all three in place in one pass (when nothing else shares
+ * their memory); elsewhere it uses tf ops and `assign`.
+ */
+export function adamwUpdate(
+  w: tf.Variable,
+  g: tf.Tensor,
+  m: tf.Variable,
+  v: tf.Variable,
+  hyper: AdamWHyper,
+): void {
+  const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, step } = hyper;
+  if (!(step >= 1))
+    throw new TypeformerError("INVALID_ARGUMENT", `adamw step must be >= 1, got ${step}`, { step });
+  const n = w.size;
+  if (g.size !== n || m.size !== n || v.size !== n) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `adamw needs w, g, m, v of one size; got [${w.shape}], [${g.shape}], [${m.shape}], [${v.shape}]`,
+      { w: w.shape, g: g.shape, m: m.shape, v: v.shape },
+    );
+  }
+  const bc1 = 1 - beta1 ** step;
+  const bc2 = 1 - beta2 ** step;
+  if (fusedKernelsActive() && [w, g, m, v].every((t) => t.dtype === "float32")) {
+    const be = tf.backend() as unknown as WasmBackendLike;
+    const exclusive = [w, m, v].every((t) => be.refCount(t.dataId) === 1);
+    if (exclusive && new Set([w, m, v].map((t) => t.dataId)).size === 3) {
+      const p = (t: tf.Tensor) => be.dataIdMap.get(t.dataId).memoryOffset;
+      instanceFor(be).exports.adamw(p(w), p(g), p(m), p(v), n, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+      return;
+    }
+  }
+  tf.tidy(() => {
+    const nm = m.mul(beta1).add(g.mul(1 - beta1));
+    const nv = v.mul(beta2).add(g.square().mul(1 - beta2));
+    const upd = nm.div(nv.div(bc2).sqrt().add(eps)).mul(lr / bc1);
+    const decayed = weightDecay ? w.mul(1 - lr * weightDecay) : w;
+    w.assign(decayed.sub(upd));
+    m.assign(nm);
+    v.assign(nv);
+  });
+}

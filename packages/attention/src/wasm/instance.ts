@@ -1,0 +1,151 @@
+import type { tf } from "@typeformer/core";
+import { TypeformerError } from "@typeformer/core";
+import { GEMM_WASM_BASE64, GEMM_WASM_RELAXED_BASE64 } from "./gemm-binary.js";
+
+/** The parts of tf.js's `BackendWasm` the kernels use. */
+export interface EmscriptenModule {
+  HEAPU8: Uint8Array;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  asm?: { memory?: WebAssembly.Memory };
+  wasmExports?: { memory?: WebAssembly.Memory };
+  wasmMemory?: WebAssembly.Memory;
+}
+export interface WasmBackendLike {
+  wasm: EmscriptenModule;
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
+  refCount(dataId: object): number;
+}
+/** Functions of our WebAssembly module (see assembly/*.ts); pointers are byte offsets into tf.js's heap. */
+export interface KernelExports {
+  bmm(
+    a: number,
+    b: number,
+    c: number,
+    batch: number,
+    strideA: number,
+    strideB: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: number,
+    transB: number,
+    scratch: number,
+  ): void;
+  scratchBytes(): number;
+  addBias(c: number, bias: number, rows: number, n: number): void;
+  columnSum(dy: number, out: number, rows: number, n: number): void;
+  geluForward(x: number, y: number, n: number): void;
+  geluBackward(x: number, dy: number, dx: number, n: number): void;
+  layerNormForward(
+    x: number,
+    g: number,
+    b: number,
+    y: number,
+    mean: number,
+    rstd: number,
+    rows: number,
+    d: number,
+    eps: number,
+  ): void;
+  layerNormBackward(
+    x: number,
+    dy: number,
+    g: number,
+    mean: number,
+    rstd: number,
+    dx: number,
+    dg: number,
+    db: number,
+    rows: number,
+    d: number,
+  ): void;
+  adamw(
+    w: number,
+    g: number,
+    m: number,
+    v: number,
+    n: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+  ): void;
+}
+export interface KernelInstance {
+  exports: KernelExports;
+  scratch: number;
+}
+
+/** Which build of the kernels runs: `relaxed` (fused multiply-add) where the engine validates it. */
+export type WasmKernelVariant = "simd" | "relaxed-simd";
+
+const instances = new WeakMap<EmscriptenModule, KernelInstance>();
+let variantPreference: WasmKernelVariant | "auto" = "auto";
+
+/** Chooses the build used by instances created from now on. */
+export function setVariantPreference(v: WasmKernelVariant | "auto"): void {
+  if (v !== variantPreference) {
+    variantPreference = v;
+    moduleCache = undefined;
+  }
+}
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  if (typeof Buffer !== "undefined") {
+    const buf = Buffer.from(s, "base64");
+    const out = new Uint8Array(buf.length);
+    out.set(buf);
+    return out;
+  }
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+let moduleCache: { variant: WasmKernelVariant; module: WebAssembly.Module } | undefined;
+
+export function compiledModule(): { variant: WasmKernelVariant; module: WebAssembly.Module } {
+  if (moduleCache) return moduleCache;
+  const relaxed = decodeBase64(GEMM_WASM_RELAXED_BASE64);
+  const useRelaxed =
+    variantPreference === "relaxed-simd" || (variantPreference === "auto" && WebAssembly.validate(relaxed));
+  const variant: WasmKernelVariant = useRelaxed ? "relaxed-simd" : "simd";
+  moduleCache = {
+    variant,
+    module: new WebAssembly.Module(useRelaxed ? relaxed : decodeBase64(GEMM_WASM_BASE64)),
+  };
+  return moduleCache;
+}
+
+/** The tf.js wasm heap as a `WebAssembly.Memory` (what our module imports), if the build exposes it. */
+function heapMemory(wasm: EmscriptenModule): WebAssembly.Memory | undefined {
+  return wasm.asm?.memory ?? wasm.wasmExports?.memory ?? wasm.wasmMemory;
+}
+
+/** Our module instantiated on `backend`'s heap (once per backend). */
+export function instanceFor(backend: WasmBackendLike): KernelInstance {
+  const wasm = backend.wasm;
+  let inst = instances.get(wasm);
+  if (inst) return inst;
+  const memory = heapMemory(wasm);
+  if (!memory) {
+    throw new TypeformerError(
+      "BACKEND_UNAVAILABLE",
+      "the tf.js wasm backend does not expose its WebAssembly.Memory; Typeformer's wasm kernels cannot run",
+      { backend: "wasm" },
+    );
+  }
+  const instance = new WebAssembly.Instance(compiledModule().module, { env: { memory } });
+  const exports = instance.exports as unknown as KernelExports;
+  const scratch = wasm._malloc(exports.scratchBytes()) >>> 0;
+  inst = { exports, scratch };
+  instances.set(wasm, inst);
+  return inst;
+}
