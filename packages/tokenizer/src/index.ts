@@ -1,4 +1,15 @@
 export { BaseTokenizer, CHAT_SPECIAL_TOKENS, DEFAULT_CHAT_TEMPLATE, renderChatTemplate } from "./base.js";
+export type { CharTokenizerOptions } from "./char.js";
+export { CharTokenizer } from "./char.js";
+export type { AddedToken, EncodingWithOffsets } from "./hf.js";
+export {
+  BpeModel,
+  HfTokenizer,
+  loadTokenizer,
+  tokenizerFromJSON,
+  WordLevelModel,
+  WordPieceModel,
+} from "./hf.js";
 export type { PieceScanner } from "./pretokenize.js";
 export { scannerFor, splitPieces } from "./pretokenize.js";
 export type { EncodingName, TiktokenRanks } from "./tiktoken.js";
@@ -11,6 +22,8 @@ export {
   parseTiktokenFile,
   TiktokenTokenizer,
 } from "./tiktoken.js";
+export type { Corpus, TrainBpeOptions, TrainProgress, TrainWordPieceOptions } from "./train.js";
+export { trainBpe, trainWordPiece } from "./train.js";
 export type {
   ChatMessage,
   ChatTemplateOptions,

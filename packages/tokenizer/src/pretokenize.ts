@@ -363,6 +363,14 @@ export const CL100K_PATTERN =
 export const O200K_PATTERN =
   "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+('s|'S|'t|'T|'re|'rE|'Re|'RE|'ve|'vE|'Ve|'VE|'m|'M|'ll|'lL|'Ll|'LL|'d|'D)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*('s|'S|'t|'T|'re|'rE|'Re|'RE|'ve|'vE|'Ve|'VE|'m|'M|'ll|'lL|'Ll|'LL|'d|'D)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+/** The hand-written scanner of a known tiktoken pattern, or null. */
+export function knownScanner(pattern: string): PieceScanner | null {
+  if (pattern === GPT2_PATTERN) return makeGpt2Scanner();
+  if (pattern === CL100K_PATTERN) return makeCl100kScanner();
+  if (pattern === O200K_PATTERN) return makeO200kScanner();
+  return null;
+}
+
 /** The fastest scanner for a pattern: hand-written for the known tiktoken patterns, else the regex. */
 export function scannerFor(pattern: string): PieceScanner {
   if (pattern === GPT2_PATTERN) return makeGpt2Scanner();
