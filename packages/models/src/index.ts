@@ -2,6 +2,8 @@ export { BaseModel } from "./base.js";
 export type { BertConfig } from "./bert.js";
 export { BERT_DEFAULTS, BERT_PRESETS, BERT_SPEC, BertModel } from "./bert.js";
 export { createKVCache, setKVCacheFactory } from "./decoder.js";
+export type { LinearHook } from "./layers.js";
+export { setLinearHook } from "./layers.js";
 export type { GPT2Config } from "./gpt2.js";
 export { GPT2_DEFAULTS, GPT2_PRESETS, GPT2_SPEC, GPT2Model } from "./gpt2.js";
 export type { LlamaConfig } from "./llama.js";

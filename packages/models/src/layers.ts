@@ -6,10 +6,30 @@ import { type Random, TypeformerError, tf } from "@typeformer/core";
  * path of tf.js's wasm backend.
  */
 
+/**
+ * A hook on one linear layer, keyed by its weight variable: receives the layer's input x (N, in) and
+ * output y (N, out) and returns the output to use (e.g. y + LoRA's x·A·B·s). Used by fine-tuning.
+ */
+export type LinearHook = (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor2D;
+
+const linearHooks = new WeakMap<object, LinearHook>();
+
+/**
+ * Installs (or, with `null`, removes) a hook on the linear layer whose weight is `weight` (a variable
+ * from `namedParameters()`). Every architecture's dense layers go through {@link linear}, so a hook
+ * sees that layer's input and output on every forward pass.
+ */
+export function setLinearHook(weight: tf.Variable, hook: LinearHook | null): void {
+  if (hook) linearHooks.set(weight, hook);
+  else linearHooks.delete(weight);
+}
+
 /** y = x·W (+ b). x (N, in), W (in, out), b (out) → (N, out). */
 export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
-  const y = tf.matMul(x, w as tf.Tensor2D) as tf.Tensor2D;
-  return b ? (tf.add(y, b) as tf.Tensor2D) : y;
+  const y0 = tf.matMul(x, w as tf.Tensor2D) as tf.Tensor2D;
+  const y = b ? (tf.add(y0, b) as tf.Tensor2D) : y0;
+  const hook = linearHooks.get(w);
+  return hook ? hook(x, y) : y;
 }
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) · w + b. */

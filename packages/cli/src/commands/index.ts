@@ -3,7 +3,17 @@ import { registerChat } from "./chat.js";
 import { registerChatUi } from "./chat-ui.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
+import { registerInspect } from "./inspect.js";
+import { registerLogits } from "./logits.js";
 import { registerServe } from "./serve.js";
 
 /** Every subcommand registers itself here: one line per command module. */
-export const commands: Array<(program: Command) => void> = [registerInfo, registerServe, registerGenerate, registerChat, registerChatUi];
+export const commands: Array<(program: Command) => void> = [
+  registerInfo,
+  registerServe,
+  registerGenerate,
+  registerChat,
+  registerChatUi,
+  registerLogits,
+  registerInspect,
+];
