@@ -115,6 +115,14 @@ function renderChat(tok: ServeTokenizer, messages: ChatMessage[], addGenerationP
   return tok.encode(fallbackChatTemplate(msgs, addGenerationPrompt));
 }
 
+/** End-of-turn markers of common chat templates; a chat reply stops at any the tokenizer has. */
+const END_OF_TURN = ["<|end|>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>", "</s>", "<end_of_turn>"];
+
+function chatStopIds(tok: ServeTokenizer): number[] {
+  const specials = tok.specialTokens ?? {};
+  return END_OF_TURN.filter((t) => t in specials).map((t) => specials[t]);
+}
+
 function tokenText(tok: ServeTokenizer, id: number): string {
   return tok.decode([id]);
 }
@@ -446,7 +454,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
         body.max_completion_tokens ?? body.max_tokens,
         logprobs,
         ac.signal,
-      );
+      ).map((r) => ({ ...r, stopTokenIds: body.ignore_eos ? [] : chatStopIds(tok) }));
       gens = submitAll(engine, reqs);
     } catch (e) {
       done();

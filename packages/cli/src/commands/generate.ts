@@ -87,7 +87,7 @@ export function registerGenerate(program: Command): void {
       if (!opts.chat) process.stdout.write(opts.prompt);
       for await (const e of gen) process.stdout.write(e.text);
       const r = await gen.result;
-      process.stdout.write("\n");
+      await new Promise<void>((resolve) => process.stdout.write("\n", () => resolve()));
       if (opts.stats) {
         const decodeMs = r.durationMs - (r.timeToFirstTokenMs ?? 0);
         const tps = r.completionTokens > 1 ? ((r.completionTokens - 1) * 1000) / decodeMs : 0;
