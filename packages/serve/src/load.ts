@@ -1,6 +1,5 @@
 import path from "node:path";
 import { TypeformerError } from "@typeformer/core";
-import type { FromPretrainedOptions } from "@typeformer/models";
 import type { ServeCausalLM, ServeEncoder, ServeTokenizer } from "./types.js";
 
 /** A model directory loaded for serving: the model, its tokenizer and the id clients use. */
@@ -20,16 +19,8 @@ export interface LoadedModel {
 export async function loadModelDir(dir: string, opts: { id?: string } = {}): Promise<LoadedModel> {
   // loaded lazily so that importing @typeformer/serve never pulls in model code it does not use
   const { fromPretrained } = await import("@typeformer/models");
-  const tokMod = (await import("@typeformer/tokenizer")) as unknown as {
-    loadTokenizer?: (d: string) => Promise<unknown>;
-  };
-  const loadTokenizer = tokMod.loadTokenizer;
-  if (!loadTokenizer) {
-    throw new TypeformerError("NOT_FOUND", "@typeformer/tokenizer has no loadTokenizer in this build", {});
-  }
-  const model = await fromPretrained(dir, {
-    tokenizer: loadTokenizer as Extract<FromPretrainedOptions["tokenizer"], (d: string) => unknown>,
-  });
+  const { loadTokenizer } = await import("@typeformer/tokenizer");
+  const model = await fromPretrained(dir, { tokenizer: loadTokenizer });
   const tokenizer = model.tokenizer as unknown as ServeTokenizer | undefined;
   if (!tokenizer) {
     model.dispose();
