@@ -6,6 +6,7 @@ import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
 import { registerLogits } from "./logits.js";
 import { registerServe } from "./serve.js";
+import { registerTokenize } from "./tokenize.js";
 
 /** Every subcommand registers itself here: one line per command module. */
 export const commands: Array<(program: Command) => void> = [
@@ -16,4 +17,5 @@ export const commands: Array<(program: Command) => void> = [
   registerChatUi,
   registerLogits,
   registerInspect,
+  registerTokenize,
 ];
