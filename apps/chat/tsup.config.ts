@@ -10,5 +10,5 @@ export default defineConfig({
   sourcemap: true,
   target: "node20",
   shims: true,
-  external: ["vite"],
+  external: ["vite", /^@typeformer\//],
 });

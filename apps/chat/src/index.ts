@@ -27,4 +27,5 @@ export {
   type Usage,
 } from "./client/openai.js";
 export { type SseEvent, SseParser } from "./client/sse.js";
+export { createDemoModelDir, type DemoModelOptions } from "./demo-model.js";
 export { type ChatUiServer, type ChatUiServerOptions, startChatUiServer } from "./ui-server.js";

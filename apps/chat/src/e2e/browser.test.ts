@@ -5,9 +5,12 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { initBackend, tf } from "@typeformer/core";
+import { createServer, type LoadedModel, listen, loadModelDir, type RunningServer } from "@typeformer/serve";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatAppRoot, ensureChatAppBuilt } from "../assets.js";
+import { createDemoModelDir } from "../demo-model.js";
 import { type MockServer, startMockOpenAI } from "../testing/mock-openai.js";
 import { type ChatUiServer, startChatUiServer } from "../ui-server.js";
 
@@ -20,7 +23,56 @@ if (!haveChromium)
 
 const ARTIFACTS = resolve(chatAppRoot(), "..", "..", "artifacts", "chat");
 
-describe.skipIf(!haveChromium)("chat page in a real browser", () => {
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-quic",
+  "--no-first-run",
+];
+
+/** The last reply's text length, sampled on every animation frame until the reply is finished. */
+function replyLengthsUntilDone(page: Page): Promise<number[]> {
+  return page.evaluate(
+    () =>
+      new Promise<number[]>((done) => {
+        const seen: number[] = [];
+        const started = performance.now();
+        const count = document.querySelectorAll('[data-testid="finish-reason"]').length;
+        const tick = () => {
+          const replies = document.querySelectorAll('[data-testid="reply-text"]');
+          const text = replies[replies.length - 1]?.textContent ?? "";
+          const finished = document.querySelectorAll('[data-testid="finish-reason"]').length > count;
+          if (seen.length === 0 || seen[seen.length - 1] !== text.length) seen.push(text.length);
+          if (finished || performance.now() - started > 30_000) done(seen);
+          else requestAnimationFrame(tick);
+        };
+        tick();
+      }),
+  );
+}
+
+function expectGrowth(lengths: number[]): void {
+  const growing = lengths.filter((n) => n > 0);
+  expect(growing.length, `reply lengths seen across frames: ${lengths.join(",")}`).toBeGreaterThanOrEqual(3);
+  for (let i = 1; i < growing.length; i++) expect(growing[i]).toBeGreaterThan(growing[i - 1]);
+}
+
+async function launch(profile: string): Promise<{ ctx: BrowserContext; page: Page }> {
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1360, height: 820 },
+  });
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  return { ctx, page };
+}
+
+describe.skipIf(!haveChromium)("chat page in a real browser (mock server)", () => {
   let mock: MockServer;
   let ui: ChatUiServer;
   let ctx: BrowserContext;
@@ -34,22 +86,7 @@ describe.skipIf(!haveChromium)("chat page in a real browser", () => {
     mock = await startMockOpenAI({ tokenDelayMs: 45 });
     ui = await startChatUiServer({ apiBase: mock.url });
     profile = mkdtempSync(join(tmpdir(), "typeformer-chat-e2e-"));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--no-first-run",
-      ],
-      viewport: { width: 1360, height: 820 },
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
+    ({ ctx, page } = await launch(profile));
     page.on("pageerror", (e) => pageErrors.push(e.message));
     await page.goto(ui.url);
     await page.getByTestId("server-status").filter({ hasText: "connected" }).waitFor();
@@ -70,28 +107,8 @@ describe.skipIf(!haveChromium)("chat page in a real browser", () => {
     await page.keyboard.press("Enter");
     await expect.poll(() => page.getByTestId("user-message").count()).toBe(1);
 
-    // sample the reply's length on every animation frame until it is finished
-    const lengths = await page.evaluate(
-      () =>
-        new Promise<number[]>((done) => {
-          const seen: number[] = [];
-          const started = performance.now();
-          const tick = () => {
-            const replies = document.querySelectorAll('[data-testid="reply-text"]');
-            const text = replies[replies.length - 1]?.textContent ?? "";
-            const finished = document.querySelector('[data-testid="finish-reason"]') !== null;
-            if (seen.length === 0 || seen[seen.length - 1] !== text.length) seen.push(text.length);
-            if (finished || performance.now() - started > 20_000) done(seen);
-            else requestAnimationFrame(tick);
-          };
-          tick();
-        }),
-    );
-    const growing = lengths.filter((n) => n > 0);
-    expect(growing.length, `reply lengths seen across frames: ${lengths.join(",")}`).toBeGreaterThanOrEqual(
-      3,
-    );
-    for (let i = 1; i < growing.length; i++) expect(growing[i]).toBeGreaterThan(growing[i - 1]);
+    const lengths = await replyLengthsUntilDone(page);
+    expectGrowth(lengths);
     await expect.poll(() => page.getByTestId("finish-reason").last().textContent()).toBe("done");
     expect(await lastReply().textContent()).toMatch(/^Call me Ishmael\..*circulation\.$/);
     await page.screenshot({ path: join(ARTIFACTS, "02-reply.png") });
@@ -202,3 +219,90 @@ describe.skipIf(!haveChromium)("chat page in a real browser", () => {
     expect(pageErrors).toEqual([]);
   });
 });
+
+describe.skipIf(!haveChromium)(
+  "chat page with the real @typeformer/serve and an untrained tiny model",
+  () => {
+    let ctx: BrowserContext;
+    let page: Page;
+    let profile: string;
+    let modelDir: string;
+    let ui: ChatUiServer;
+    let running: RunningServer;
+    let loaded: LoadedModel;
+    const pageErrors: string[] = [];
+
+    beforeAll(async () => {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await ensureChatAppBuilt();
+      await initBackend({ backend: "wasm" });
+      modelDir = mkdtempSync(join(tmpdir(), "typeformer-chat-model-"));
+      await createDemoModelDir(modelDir, { hiddenSize: 32, numLayers: 2, numHeads: 2, maxPositions: 512 });
+      loaded = await loadModelDir(modelDir, { id: "tiny" });
+      running = await listen(
+        createServer({ models: [{ id: loaded.id, model: loaded.model, tokenizer: loaded.tokenizer }] }),
+        {
+          port: 0,
+        },
+      );
+      ui = await startChatUiServer({ apiBase: running.url });
+      profile = mkdtempSync(join(tmpdir(), "typeformer-chat-e2e-"));
+      ({ ctx, page } = await launch(profile));
+      page.on("pageerror", (e) => pageErrors.push(e.message));
+      await page.goto(ui.url);
+      await page.getByTestId("server-status").filter({ hasText: "connected" }).waitFor();
+    });
+
+    afterAll(async () => {
+      await ctx?.close();
+      await ui?.close();
+      await running?.close({ graceMs: 0 });
+      loaded?.dispose();
+      if (profile) rmSync(profile, { recursive: true, force: true });
+      if (modelDir) rmSync(modelDir, { recursive: true, force: true });
+    });
+
+    it("streams, shows logprobs and real attention, stops mid-stream, and leaks no tensors", async () => {
+      expect(await page.getByLabel("Model", { exact: true }).inputValue()).toBe("tiny");
+      await page.getByLabel("Max tokens value").fill("120");
+      await page.getByLabel("Max tokens value").press("Enter");
+      await page.getByLabel("Seed", { exact: true }).fill("7");
+      await page.getByLabel("Message", { exact: true }).fill("Hello, model.");
+      await page.keyboard.press("Enter");
+      await page.getByTestId("stop").waitFor({ state: "visible" });
+      expectGrowth(await replyLengthsUntilDone(page));
+      await page.getByTestId("send").waitFor({ state: "visible", timeout: 30_000 });
+      expect(await page.getByTestId("reply-error").count()).toBe(0);
+      expect(["done", "hit max tokens"]).toContain(
+        await page.getByTestId("finish-reason").last().textContent(),
+      );
+
+      await page.getByTestId("look-inside-toggle").click();
+      const chips = page.getByTestId("token-stream").locator("button");
+      expect(await chips.count()).toBeGreaterThan(0);
+      await chips.first().hover();
+      await expect.poll(() => page.getByTestId("token-detail").textContent()).toMatch(/picked/i);
+      await page.getByRole("tab", { name: "Attention" }).click();
+      await page.getByTestId("heatmap").waitFor({ state: "visible", timeout: 20_000 });
+      expect(await page.getByLabel("Layer", { exact: true }).locator("option").count()).toBe(2);
+      expect(await page.getByLabel("Head", { exact: true }).locator("option").count()).toBe(3); // average + 2 heads
+      await page.screenshot({ path: join(ARTIFACTS, "10-real-server-attention.png") });
+
+      // stop mid-stream: the server's engine drops the sequence and frees its tensors (baseline taken once
+      // warm: the first requests may build caches that live as long as the model)
+      const engine = running.server.engines.get("tiny")!;
+      await expect.poll(() => engine.activeCount + engine.queuedCount).toBe(0);
+      const tensorsBefore = tf.memory().numTensors;
+      await page.getByLabel("Max tokens value").fill("400");
+      await page.getByLabel("Max tokens value").press("Enter");
+      await page.getByLabel("Message", { exact: true }).fill("Now a long one.");
+      await page.keyboard.press("Enter");
+      await page.getByTestId("stop").click();
+      await expect.poll(() => page.getByTestId("finish-reason").last().textContent()).toBe("stopped");
+      await expect.poll(() => engine.activeCount + engine.queuedCount, { timeout: 10_000 }).toBe(0);
+      await page.screenshot({ path: join(ARTIFACTS, "11-real-server-stopped.png") });
+      await expect.poll(() => tf.memory().numTensors, { timeout: 10_000 }).toBe(tensorsBefore);
+      expect(pageErrors).toEqual([]);
+    });
+  },
+);

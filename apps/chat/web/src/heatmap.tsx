@@ -23,8 +23,20 @@ function color(w: number): string {
  */
 export function Heatmap({ tokens, weights, label }: HeatmapProps) {
   const canvas = useRef<HTMLCanvasElement>(null);
+  const box = useRef<HTMLDivElement>(null);
+  const [width, setWidth] = useState(440);
+  useEffect(() => {
+    const el = box.current;
+    if (!el || typeof ResizeObserver === "undefined") return;
+    const ro = new ResizeObserver(() => setWidth(el.clientWidth));
+    ro.observe(el);
+    setWidth(el.clientWidth);
+    return () => ro.disconnect();
+  }, []);
   const T = tokens.length;
-  const cell = Math.max(3, Math.min(22, Math.floor(440 / Math.max(1, T))));
+  const showLabels = T <= 40;
+  // fill the panel's width: one square cell per token pair, 3 to 22 px
+  const cell = Math.max(3, Math.min(22, Math.floor((width - (showLabels ? 76 : 2)) / Math.max(1, T))));
   const [cursor, setCursor] = useState<[number, number] | null>(null);
 
   useEffect(() => {
@@ -79,14 +91,13 @@ export function Heatmap({ tokens, weights, label }: HeatmapProps) {
     setCursor([Math.max(0, Math.min(T - 1, next[0])), Math.max(0, Math.min(T - 1, next[1]))]);
   };
 
-  const showLabels = T <= 40;
   const readout = cursor
     ? `“${showToken(tokens[cursor[0]])}” (#${cursor[0]}) → “${showToken(tokens[cursor[1]])}” (#${cursor[1]}): ${((weights[cursor[0]]?.[cursor[1]] ?? 0) * 100).toFixed(1)}%`
     : "Hover a cell, or focus the grid and use the arrow keys.";
 
   return (
     <figure class="heatmap">
-      <div class="heatmap-grid" style={{ "--cell": `${cell}px` }}>
+      <div class="heatmap-grid" ref={box} style={{ "--cell": `${cell}px` }}>
         {showLabels && (
           <div class="heatmap-cols" aria-hidden="true">
             {tokens.map((t, j) => (

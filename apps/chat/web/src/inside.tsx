@@ -135,8 +135,9 @@ function TokensView({ reply, temperature, setTab }: InsideProps) {
 }
 
 function TokenDetail({ t, temperature, index }: { t: TokenLogprob; temperature: number; index: number }) {
-  const alts =
-    t.top_logprobs.length > 0 ? t.top_logprobs.slice(0, 5) : [{ token: t.token, logprob: t.logprob }];
+  const alts = t.top_logprobs.slice(0, 5);
+  // a sampled token can lie outside the top 5: show it too, so the pick is always visible
+  if (!alts.some((a) => a.token === t.token)) alts.push({ token: t.token, logprob: t.logprob });
   const atT = reweight(
     alts.map((a) => a.logprob),
     temperature,

@@ -15,7 +15,11 @@ interface ChatUiOpts {
   apiKey?: string;
   backend?: BackendChoice;
   rebuild?: boolean;
+  demo?: boolean;
 }
+
+/** Where `--demo` keeps its untrained model (runs/ is the workspace's git-ignored output folder). */
+export const DEMO_MODEL_DIR = "runs/chat-demo-model";
 
 export function registerChatUi(program: Command): void {
   program
@@ -32,14 +36,32 @@ export function registerChatUi(program: Command): void {
     .option("--api-key <key>", "API key the model server requires (or TYPEFORMER_API_KEY)")
     .option("--backend <name>", "tf.js backend for a model directory: node-gpu, node, wasm or cpu")
     .option("--rebuild", "rebuild the page even when an up-to-date build exists")
-    .action(async (target: string, opts: ChatUiOpts) => {
-      const { ensureChatAppBuilt, startChatUiServer } = await import("@typeformer/chat-app");
+    .option(
+      "--demo",
+      `no model yet? serve the smallest possible model: an untrained character-level GPT-2 in ${DEMO_MODEL_DIR} (replies are random characters, every view works)`,
+    )
+    .action(async (target: string | undefined, opts: ChatUiOpts) => {
+      const { createDemoModelDir, ensureChatAppBuilt, startChatUiServer } = await import(
+        "@typeformer/chat-app"
+      );
+      if (opts.demo && target) throw new Error("give a model directory or URL, or --demo, not both");
+      if (opts.demo) {
+        const demo = await createDemoModelDir(DEMO_MODEL_DIR);
+        console.log(
+          demo.created
+            ? `created an untrained demo model in ${DEMO_MODEL_DIR}`
+            : `reusing the demo model in ${DEMO_MODEL_DIR}`,
+        );
+        target = DEMO_MODEL_DIR;
+      }
+      if (!target)
+        throw new Error("give a model directory or server URL (or --demo for an untrained tiny model)");
       const t0 = performance.now();
       const built = await ensureChatAppBuilt({ force: opts.rebuild });
       if (built.built)
         console.log(`built the chat page in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       if (!isUrl(target)) console.log(`loading ${target}…`);
-      const endpoint = await openEndpoint(target, {
+      const endpoint = await openEndpoint(target!, {
         backend: opts.backend,
         apiKey: opts.apiKey ?? process.env.TYPEFORMER_API_KEY,
       });
