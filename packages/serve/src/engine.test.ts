@@ -106,6 +106,26 @@ describe("GenerationEngine (fake model, wasm)", () => {
     await Promise.all(gens.map((g) => g.result));
   });
 
+  it("a cancelled request leaves the queue at once, even while the batch is full", async () => {
+    const engine = new GenerationEngine({ model, tokenizer: tok, maxBatch: 1, maxQueue: 4 });
+    const running = engine.submit({ ...reqs[0], maxTokens: 60 });
+    const ac = new AbortController();
+    const queued = engine.submit({ ...reqs[1], signal: ac.signal });
+    let n = 0;
+    let queuedDoneAt = -1;
+    void queued.result.then(() => {
+      queuedDoneAt = n;
+    });
+    for await (const _ of running) {
+      n++;
+      if (n === 3) ac.abort();
+    }
+    expect((await queued.result).finishReason).toBe("cancelled");
+    expect(queuedDoneAt).toBeGreaterThan(0);
+    expect(queuedDoneAt).toBeLessThan(10);
+    expect((await running.result).completionTokens).toBe(60);
+  });
+
   it("typed errors for bad requests", () => {
     const engine = new GenerationEngine({ model, tokenizer: tok });
     try {

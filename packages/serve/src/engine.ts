@@ -429,6 +429,12 @@ export class GenerationEngine {
 
   /** Removes cancelled/finished sequences from the batch and their rows from the cache. */
   private removeFinished(): void {
+    if (this.queue.some((g) => g.cancelled)) {
+      for (const g of this.queue) if (g.cancelled) g.finish("cancelled");
+      const left = this.queue.filter((g) => !g.finished);
+      this.queue.length = 0;
+      this.queue.push(...left);
+    }
     const rows: number[] = [];
     for (let i = 0; i < this.active.length; i++) {
       const g = this.active[i];
