@@ -2,10 +2,13 @@
  * `typeformer chat <url>` in a real pseudo-terminal (tmux): a reply streams in, Ctrl-C stops a reply,
  * /reset and /system work, Ctrl-D exits cleanly.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { resolve } from "node:path";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatAppRoot } from "../assets.js";
+import { createDemoModelDir } from "../demo-model.js";
 import { type MockServer, startMockOpenAI } from "../testing/mock-openai.js";
 
 const haveTmux = spawnSync("tmux", ["-V"]).status === 0;
@@ -117,5 +120,46 @@ describe.skipIf(!haveTmux)("typeformer chat in a terminal", () => {
     const final = await waitFor((s) => s.includes("EXIT="), "the exit");
     expect(final).toContain("bye");
     expect(final).toContain("EXIT=0");
+  });
+});
+
+describe("typeformer chat <model-dir>", () => {
+  it("serves the directory in-process and answers piped input to the end, then exits 0", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "typeformer-chat-dir-"));
+    try {
+      await createDemoModelDir(dir, { hiddenSize: 32, numLayers: 1, numHeads: 2, maxPositions: 256 });
+      const child = spawn(
+        "node_modules/.bin/tsx",
+        [
+          "--conditions=source",
+          "packages/cli/src/bin.ts",
+          "chat",
+          dir,
+          "--max-tokens",
+          "6",
+          "--seed",
+          "1",
+          "--no-color",
+        ],
+        { cwd: REPO, stdio: ["pipe", "pipe", "pipe"] },
+      );
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+      });
+      child.stderr.on("data", (d) => {
+        out += d;
+      });
+      child.stdin.end("hello\n/system be brief\nagain\n");
+      const code = await new Promise<number | null>((ok) => child.on("close", ok));
+      expect(out, out).toMatch(/served at http:\/\/127\.0\.0\.1:\d+\/v1/);
+      expect((out.match(/bot › /g) ?? []).length, out).toBe(2);
+      expect(out).toMatch(/\((max tokens reached, )?\d+ tokens/);
+      expect(out).toContain("(system prompt set; conversation cleared)");
+      expect(out).toContain("bye");
+      expect(code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
