@@ -8,7 +8,8 @@ import {
   tf,
   writeSafetensors,
 } from "@typeformer/core";
-import { assertClose, describeEachBackend, expectNoLeaks } from "@typeformer/test-utils";
+import { assertClose, describeEachBackend, expectNoLeaks, maxAbsDiff } from "@typeformer/test-utils";
+import { CharTokenizer } from "@typeformer/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type CausalLM,
@@ -21,6 +22,7 @@ import {
   parameterCount,
   resolveConfig,
   type Seq2SeqLM,
+  setLinearHook,
   supportedModelTypes,
 } from "./index.js";
 
@@ -219,6 +221,48 @@ describeEachBackend("fromPretrained errors", () => {
       delete t["ln_f.bias"];
     });
     await expectNoLeaks(() => fromPretrained(dir).catch(() => undefined));
+  });
+});
+
+describeEachBackend("tokenizers and hooks", () => {
+  it("fromPretrained attaches tokenizer.json; save writes it back", async () => {
+    const tmp = await mkdtemp(path.join(tmpdir(), "tf-models-tok-"));
+    try {
+      const tok = CharTokenizer.fromText("hello world, typeformer!");
+      const model = createModel<CausalLM>(
+        { modelType: "gpt2", preset: "micro", vocabSize: tok.vocabSize },
+        { seed: 1 },
+      );
+      model.tokenizer = tok;
+      await model.save(path.join(tmp, "a"));
+      const loaded = await fromPretrained<CausalLM>(path.join(tmp, "a"));
+      expect(loaded.tokenizer?.encode("hello")).toEqual(tok.encode("hello"));
+      const bare = await fromPretrained<CausalLM>(path.join(tmp, "a"), { tokenizer: false });
+      expect(bare.tokenizer).toBeUndefined();
+      for (const m of [model, loaded, bare]) m.dispose();
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("setLinearHook rewrites a dense layer's output (adapters)", () => {
+    const model = createModel<CausalLM>({ modelType: "llama", preset: "tiny" }, { seed: 2 });
+    const ids = tf.tensor2d([[1, 2, 3]], undefined, "int32");
+    const w = model.namedParameters().get("model.layers.1.mlp.down_proj.weight")!;
+    const base = model.forward(ids).logits;
+    let calls = 0;
+    setLinearHook(w, (_x, y) => {
+      calls++;
+      return tf.mul(y, 0) as tf.Tensor2D;
+    });
+    const hooked = model.forward(ids).logits;
+    setLinearHook(w, null);
+    const again = model.forward(ids).logits;
+    expect(calls).toBe(1);
+    expect(maxAbsDiff(hooked, base)).toBeGreaterThan(1e-3);
+    expect(again.dataSync()).toEqual(base.dataSync());
+    tf.dispose([ids, base, hooked, again]);
+    model.dispose();
   });
 });
 

@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { type CheckpointReader, openCheckpoint, TypeformerError, tf } from "@typeformer/core";
+import { loadTokenizer } from "@typeformer/tokenizer";
 import { transpose2d } from "./base.js";
 import { configFromHF, getArchitecture } from "./registry.js";
 import type { AnyModel, BaseModelConfig, PreTrainedModel, TokenizerLike } from "./types.js";
@@ -9,13 +10,13 @@ const FLOAT_DTYPES = new Set(["F32", "F16", "BF16", "F64"]);
 
 export interface FromPretrainedOptions {
   /**
-   * Loads `tokenizer.json` when the directory has one. Default: `loadTokenizer` registered with
-   * {@link setTokenizerLoader} (@typeformer/tokenizer's, once wired); `false` skips it.
+   * Loads `tokenizer.json` when the directory has one. Default: @typeformer/tokenizer's
+   * `loadTokenizer` (replace it with {@link setTokenizerLoader}); `false` skips it.
    */
   tokenizer?: boolean | ((dir: string) => Promise<TokenizerLike>);
 }
 
-let defaultTokenizerLoader: ((dir: string) => Promise<TokenizerLike>) | undefined;
+let defaultTokenizerLoader: ((dir: string) => Promise<TokenizerLike>) | undefined = loadTokenizer;
 
 /** Sets how `fromPretrained` loads tokenizer.json (e.g. @typeformer/tokenizer's `loadTokenizer`). */
 export function setTokenizerLoader(loader: ((dir: string) => Promise<TokenizerLike>) | undefined): void {

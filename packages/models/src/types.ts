@@ -1,4 +1,5 @@
 import type { Random, tf } from "@typeformer/core";
+import type { Tokenizer } from "@typeformer/tokenizer";
 
 /**
  * Public types of @typeformer/models. The trainer and the server code against these.
@@ -33,13 +34,8 @@ export interface KVCacheLike {
   dispose(): void;
 }
 
-/** What a model needs of a tokenizer (`@typeformer/tokenizer`'s `Tokenizer` satisfies it). */
-export interface TokenizerLike {
-  readonly vocabSize: number;
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
-  decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
-  save(dir: string): Promise<void>;
-}
+/** The tokenizer a model carries: @typeformer/tokenizer's `Tokenizer`. */
+export type TokenizerLike = Tokenizer;
 
 /** Every config carries its architecture's `modelType` ("gpt2", "llama", "bert", "t5"). */
 export interface BaseModelConfig {
