@@ -3,7 +3,7 @@
  * batch 12, vocab 65) in tokens/s: tf.js wasm with Typeformer's SIMD kernels, stock tf.js wasm, and
  * PyTorch CPU (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(2)), alternating in one sitting.
  *
- *   pnpm bench train-step [--steps 6] [--rounds 3] [--no-stock] [--no-torch] [--profile]
+ *   pnpm bench train-step [--steps 6] [--rounds 3] [--no-stock] [--no-relaxed] [--no-torch] [--profile]
  */
 
 import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
@@ -77,15 +77,25 @@ if (flag("profile")) {
 
 const torch = flag("no-torch") ? "PyTorch side skipped (--no-torch)" : await TorchChild.start(cfg);
 if (typeof torch === "string") console.log(torch);
+// Second anchor: PyTorch on one thread (on a loaded machine OpenMP's 2-thread barriers collapse).
+const torch1 = typeof torch === "string" ? undefined : await TorchChild.start(cfg, 1);
 
 const ours: number[] = [];
 const stock: number[] = [];
 const pt: number[] = [];
+const pt1: number[] = [];
+const relaxed: number[] = [];
 timeSteps(2); // warm-up
 if (typeof torch !== "string") await torch.call({ cmd: "train", steps: 2 });
 for (let r = 0; r < rounds; r++) {
   ours.push(...timeSteps(steps));
   if (typeof torch !== "string") pt.push(...(await torch.call<{ ms: number[] }>({ cmd: "train", steps })).ms);
+  if (torch1 && typeof torch1 !== "string")
+    pt1.push(...(await torch1.call<{ ms: number[] }>({ cmd: "train", steps })).ms);
+  if (!flag("no-relaxed") && registerWasmKernels({ variant: "relaxed-simd" }).variant === "relaxed-simd") {
+    relaxed.push(...timeSteps(steps));
+  }
+  registerWasmKernels({ variant });
   if (!flag("no-stock") && r === 0) {
     unregisterWasmKernels();
     stock.push(...timeSteps(2));
@@ -93,6 +103,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 if (typeof torch !== "string") torch.close();
+if (torch1 && typeof torch1 !== "string") torch1.close();
 
 const tps = (ms: number) => (tokensPerStep / ms) * 1000;
 const anchor = pt.length ? median(pt) : undefined;
@@ -104,7 +115,8 @@ const row = (name: string, ms: number[]) => {
     "ms/step (median)": +m.toFixed(1),
     "ms/step (best)": +Math.min(...ms).toFixed(1),
     "tokens/s": Math.round(tps(m)),
-    "× PyTorch": anchor ? +(anchor / m).toFixed(3) : "n/a",
+    "× PyTorch (median)": anchor ? +(anchor / m).toFixed(3) : "n/a",
+    "× PyTorch (best)": pt.length ? +(Math.min(...pt) / Math.min(...ms)).toFixed(3) : "n/a",
   };
 };
 console.log(
@@ -113,10 +125,12 @@ console.log(
 console.table(
   [
     row(`tf.js wasm + Typeformer kernels (${variant})`, ours),
+    row("tf.js wasm + Typeformer kernels (relaxed-simd, V8 flag set at run time)", relaxed),
     row("tf.js wasm, stock kernels", stock),
     typeof torch !== "string"
       ? row(`PyTorch ${torch.info.torch} CPU (${torch.info.threads} threads, OpenBLAS 1 thread)`, pt)
       : undefined,
+    row("PyTorch CPU (1 thread)", pt1),
   ].filter(Boolean),
 );
 model.dispose();

@@ -234,3 +234,21 @@ describe("wasm SIMD kernels: BatchMatMul / _FusedMatMul", () => {
     tf.dispose([a, b]);
   });
 });
+
+describe("wasm kernel builds", () => {
+  it("the relaxed-SIMD build gives the same products as the plain one", async () => {
+    await initBackend({ backend: "wasm" });
+    const a = tf.randomUniform([3, 37, 45], -1, 1, "float32", 21);
+    const b = tf.randomUniform([3, 29, 45], -1, 1, "float32", 22);
+    const results: Float32Array[] = [];
+    const variants: string[] = [];
+    for (const variant of ["simd", "relaxed-simd"] as const) {
+      variants.push(registerWasmKernels({ variant }).variant);
+      results.push(tf.matMul(a, b, false, true).dataSync() as Float32Array);
+    }
+    registerWasmKernels({ variant: "auto" });
+    expect(variants[0]).toBe("simd");
+    assertClose(results[1], results[0], { atol: 1e-5, label: `${variants[1]} vs simd` });
+    tf.dispose([a, b]);
+  });
+});

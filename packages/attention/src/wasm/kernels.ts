@@ -214,7 +214,11 @@ const KERNELS: Record<string, tf.KernelFunc> = {
 };
 
 export interface RegisterWasmKernelsOptions {
-  /** Force a build: plain SIMD runs everywhere; relaxed SIMD (FMA) needs engine support. Default: best that validates. */
+  /**
+   * `auto` (default): relaxed SIMD where the engine accepts it as is, else plain SIMD. `relaxed-simd`:
+   * in Node 20 also switches on V8's `--experimental-wasm-relaxed-simd` at run time (falls back to
+   * `simd`, reported in the result, where that does not work). `simd`: plain SIMD128.
+   */
   variant?: WasmKernelVariant | "auto";
 }
 

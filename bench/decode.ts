@@ -1,0 +1,85 @@
+/**
+ * KV-cached greedy decoding tokens/s of the small GPT (nanoGPT CPU config) at batch 1 and 8: tf.js
+ * wasm with Typeformer's kernels, stock tf.js wasm, and PyTorch CPU, alternating in one sitting.
+ *
+ *   pnpm bench decode [--tokens 63] [--rounds 3] [--no-torch]
+ */
+import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
+import { initBackend, tf } from "@typeformer/core";
+import { type LayerCache, NANOGPT_CPU, TinyGpt } from "./gpt-tiny.js";
+import { median, TorchChild } from "./torch-child.js";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const tokens = opt("tokens", NANOGPT_CPU.ctx - 1);
+const rounds = opt("rounds", 3);
+const cfg = NANOGPT_CPU;
+
+await initBackend({ backend: "wasm" });
+const { variant } = registerWasmKernels();
+const model = new TinyGpt(cfg, 0);
+
+/** Greedy decode of `n` tokens from token 0 for `batch` rows; returns elapsed ms. */
+function decode(batch: number, n: number): number {
+  const caches: LayerCache[] = Array.from({ length: cfg.layers }, () => ({}));
+  let tok = tf.zeros([batch, 1], "int32") as tf.Tensor2D;
+  const t0 = performance.now();
+  for (let t = 0; t < n; t++) {
+    const next = tf.tidy(() => model.forward(tok, caches, t).argMax(-1).reshape([batch, 1]).cast("int32"));
+    tok.dispose();
+    tok = next as tf.Tensor2D;
+    tok.dataSync(); // the token is needed on the host each step (as a server streams it)
+  }
+  const ms = performance.now() - t0;
+  tok.dispose();
+  for (const c of caches) tf.dispose([c.k, c.v] as tf.Tensor[]);
+  return ms;
+}
+
+const torch = argv.includes("--no-torch") ? "PyTorch side skipped (--no-torch)" : await TorchChild.start(cfg);
+if (typeof torch === "string") console.log(torch);
+// Second anchor: PyTorch on one thread. On a loaded machine OpenMP's 2-thread barriers collapse;
+// the 1-thread run shows what PyTorch does without them.
+const torch1 = typeof torch === "string" ? undefined : await TorchChild.start(cfg, 1);
+
+const rows: Record<string, string | number>[] = [];
+for (const batch of [1, 8]) {
+  const ours: number[] = [];
+  const stock: number[] = [];
+  const pt: number[] = [];
+  const pt1: number[] = [];
+  decode(batch, 4);
+  if (typeof torch !== "string") await torch.call({ cmd: "decode", batch, tokens: 4 });
+  for (let r = 0; r < rounds; r++) {
+    ours.push(decode(batch, tokens));
+    unregisterWasmKernels();
+    stock.push(decode(batch, tokens));
+    registerWasmKernels();
+    if (typeof torch !== "string")
+      pt.push((await torch.call<{ ms: number }>({ cmd: "decode", batch, tokens })).ms);
+  }
+  const tps = (ms: number[]) => (batch * tokens * 1000) / median(ms);
+  const anchor = pt.length ? tps(pt) : undefined;
+  const add = (run: string, ms: number[]) =>
+    rows.push({
+      batch,
+      run,
+      "tokens/s (median)": Math.round(tps(ms)),
+      "tokens/s (best)": Math.round((batch * tokens * 1000) / Math.min(...ms)),
+      "× PyTorch": anchor ? +(tps(ms) / anchor).toFixed(3) : "n/a",
+    });
+  add(`tf.js wasm + Typeformer kernels (${variant})`, ours);
+  add("tf.js wasm, stock kernels", stock);
+  if (typeof torch !== "string") add(`PyTorch ${torch.info.torch} CPU (${torch.info.threads} threads)`, pt);
+  if (pt1.length) add("PyTorch CPU (1 thread)", pt1);
+}
+if (typeof torch !== "string") torch.close();
+if (torch1 && typeof torch1 !== "string") torch1.close();
+console.log(
+  `KV-cached greedy decode, ${tokens} tokens per row, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d})`,
+);
+console.table(rows);
+model.dispose();
