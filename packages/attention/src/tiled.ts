@@ -37,10 +37,21 @@ function starts(sizes: number[]): number[] {
   return out;
 }
 
-/** tf.split that skips the copy when there is one piece. */
+/**
+ * Splits x along `axis` into pieces of `sizes`: one piece is returned as is; otherwise x is viewed as
+ * 3-D (outer, n, inner) first — the wasm backend's split of 5-D tensors is ~100× slower than of 3-D ones.
+ */
 function splitAxis<T extends tf.Tensor>(x: T, sizes: number[], axis: number): T[] {
   if (sizes.length === 1) return [x];
-  return tf.split(x, sizes, axis) as T[];
+  const shape = x.shape;
+  const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  return tf.tidy(() => {
+    const parts = tf.split(tf.reshape(x, [outer, shape[axis], inner]), sizes, 1);
+    return parts.map(
+      (p, i) => tf.reshape(p, [...shape.slice(0, axis), sizes[i], ...shape.slice(axis + 1)]) as T,
+    );
+  });
 }
 
 function unsupported(what: string): never {
@@ -115,21 +126,30 @@ function scoreBlock(plan: Plan, blocks: Blocks, i: number, j: number): { s: tf.T
   const { B, Hkv, G } = plan.dims;
   const bq = plan.qSizes[i];
   const bk = plan.kSizes[j];
-  let s: tf.Tensor = tf.reshape(tf.matMul(blocks.q[i], blocks.k[j], false, true), [B, Hkv, G, bq, bk]);
   const r0 = plan.qStarts[i];
   const c0 = plan.kStarts[j];
   const sv = staticVisibility(r0, r0 + bq, c0, c0 + bk, plan.off, plan.causal, plan.window);
+  // each step frees the previous scores, so one block holds at most two (bq, bk) score tensors
+  const step = (x: tf.Tensor, f: (x: tf.Tensor) => tf.Tensor): tf.Tensor => {
+    const y = f(x);
+    x.dispose();
+    return y;
+  };
+  let s: tf.Tensor = tf.reshape(tf.matMul(blocks.q[i], blocks.k[j], false, true), [B, Hkv, G, bq, bk]);
   let vis: tf.Tensor | undefined;
   if (sv) {
     const svT = tf.tensor2d(sv, [bq, bk]);
-    s = tf.add(s, tf.mul(tf.sub(1, svT), NEG_INF));
+    const add = tf.tidy(() => tf.mul(tf.sub(1, svT), NEG_INF));
+    s = step(s, (x) => tf.add(x, add));
+    add.dispose();
     if (plan.rowsCanBeEmpty) vis = svT;
+    else svT.dispose();
   }
   if (plan.hasKeyMask) {
-    s = tf.add(s, blocks.keyAdd[j]);
-    vis = vis ? tf.mul(vis, blocks.keyVis[j]) : blocks.keyVis[j];
+    s = step(s, (x) => tf.add(x, blocks.keyAdd[j]));
+    vis = vis ? step(vis, (x) => tf.mul(x, blocks.keyVis[j])) : blocks.keyVis[j];
   }
-  if (blocks.bias.length > 0) s = tf.add(s, blocks.bias[i][j]);
+  if (blocks.bias.length > 0) s = step(s, (x) => tf.add(x, blocks.bias[i][j]));
   return { s, vis };
 }
 
@@ -151,8 +171,11 @@ function forward(plan: Plan, blocks: Blocks): { out: tf.Tensor4D; lse: tf.Tensor
         const { s, vis } = scoreBlock(plan, blocks, i, j);
         const mb = tf.max(s, 4, true);
         const mNew = m ? tf.maximum(m, mb) : mb;
-        let p = tf.exp(tf.sub(s, mNew));
-        if (vis) p = tf.mul(p, vis);
+        const p = tf.tidy(() => {
+          const e = tf.exp(tf.sub(s, mNew));
+          return vis ? tf.mul(e, vis) : e;
+        });
+        s.dispose();
         const pv = tf.reshape(tf.matMul(tf.reshape(p, [B, Hkv, G * bq, plan.kSizes[j]]), blocks.v[j]), [
           B,
           Hkv,
@@ -161,6 +184,7 @@ function forward(plan: Plan, blocks: Blocks): { out: tf.Tensor4D; lse: tf.Tensor
           Dv,
         ]);
         const ps = tf.sum(p, 4, true);
+        p.dispose();
         if (!m || !l || !acc) return { m: mNew, l: ps, acc: pv };
         const alpha = tf.exp(tf.sub(m, mNew));
         return { m: mNew, l: tf.add(tf.mul(l, alpha), ps), acc: tf.add(tf.mul(acc, alpha), pv) };
@@ -228,18 +252,27 @@ function backward(
       const [pk, pv] = [dKj, dVj];
       const res = tf.tidy(() => {
         const { s, vis } = scoreBlock(plan, blocks, i, j);
-        let p5 = tf.exp(tf.sub(s, lseB[i]));
-        if (vis) p5 = tf.mul(p5, vis);
+        const p5 = tf.tidy(() => {
+          const e = tf.exp(tf.sub(s, lseB[i]));
+          return vis ? tf.mul(e, vis) : e;
+        });
+        s.dispose();
         const p4 = tf.reshape(p5, [B, Hkv, G * bq, bk]);
         const dVpart = tf.matMul(p4, dOut[i], true, false);
-        const dP5 = tf.reshape(tf.matMul(dOut[i], blocks.v[j], false, true), [B, Hkv, G, bq, bk]);
-        const dS5 = tf.mul(p5, tf.sub(dP5, rowDot[i]));
+        p4.dispose();
+        const dS5 = tf.tidy(() => {
+          const dP5 = tf.reshape(tf.matMul(dOut[i], blocks.v[j], false, true), [B, Hkv, G, bq, bk]);
+          return tf.mul(p5, tf.sub(dP5, rowDot[i]));
+        });
+        p5.dispose();
         const dS4 = tf.reshape(dS5, [B, Hkv, G * bq, bk]);
         const dQpart = tf.matMul(dS4, blocks.k[j]);
         const dKpart = tf.matMul(dS4, blocks.q[i], true, false);
         const dBij = b5
           ? reduceTo(dS5, [b5[0], b5[1], b5[2], b5[3] > 1 ? bq : 1, b5[4] > 1 ? bk : 1])
           : undefined;
+        if (dBij !== dS5) dS5.dispose();
+        dS4.dispose();
         return {
           dQi: dQi ? tf.add(dQi, dQpart) : dQpart,
           dKj: pk ? tf.add(pk, dKpart) : dKpart,
