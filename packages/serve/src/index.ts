@@ -1,3 +1,5 @@
+export type { BeamHypothesis, BeamSearchOptions, ServeSeq2SeqLM } from "./beam.js";
+export { beamSearchCausal, beamSearchCore, beamSearchSeq2Seq } from "./beam.js";
 export type {
   EngineObserver,
   EngineOptions,
