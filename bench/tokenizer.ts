@@ -45,8 +45,10 @@ async function loadImpl(impl: string, enc: string): Promise<Encode> {
       return (s) => t.encode(s);
     }
     case "js-tiktoken": {
-      const { getEncoding } = req("js-tiktoken") as typeof import("js-tiktoken");
-      const t = getEncoding(enc as "gpt2");
+      const { getEncoding } = req("js-tiktoken") as {
+        getEncoding: (e: string) => { encode: (s: string) => number[] };
+      };
+      const t = getEncoding(enc);
       return (s) => t.encode(s);
     }
     case "gpt-tokenizer": {
@@ -56,8 +58,10 @@ async function loadImpl(impl: string, enc: string): Promise<Encode> {
       return (s) => m.encode(s);
     }
     case "tiktoken-wasm": {
-      const { get_encoding } = req("tiktoken") as typeof import("tiktoken");
-      const t = get_encoding(enc as "gpt2");
+      const { get_encoding } = req("tiktoken") as {
+        get_encoding: (e: string) => { encode: (s: string) => Uint32Array };
+      };
+      const t = get_encoding(enc);
       return (s) => t.encode(s);
     }
     default:
