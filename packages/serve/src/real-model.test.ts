@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { initBackend, tf } from "@typeformer/core";
-import { type CausalLM, createModel } from "@typeformer/models";
+import { type CausalLM, createModel, type EncoderModel } from "@typeformer/models";
 import { CHAT_SPECIAL_TOKENS, CharTokenizer } from "@typeformer/tokenizer";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -141,5 +141,54 @@ describe("serving a saved model directory (tiny GPT-2 + CharTokenizer, wasm)", (
     for (let i = 0; i < 5; i++) await run();
     await srv.server.engines.get("tiny-chat")!.idle();
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("embeddings from a saved BERT directory (wasm)", () => {
+  it("mean-pooled vectors equal the model's own embed(); usage counts tokens", async () => {
+    await initBackend({ backend: "wasm" });
+    const dir = await mkdtemp(path.join(tmpdir(), "tf-serve-bert-"));
+    const tok = CharTokenizer.fromText("abcdefghijklmnopqrstuvwxyz .", { padToken: "[PAD]" });
+    const bert = createModel(
+      {
+        modelType: "bert",
+        vocabSize: tok.vocabSize,
+        hiddenSize: 32,
+        numLayers: 2,
+        numHeads: 4,
+        intermediateSize: 64,
+        maxPositions: 40,
+      } as never,
+      { seed: 1 },
+    ) as EncoderModel;
+    bert.tokenizer = tok;
+    await bert.save(path.join(dir, "tiny-bert"));
+    const loaded = await loadModelDir(path.join(dir, "tiny-bert"));
+    const srv = await listen(createServer({ models: [loaded] }), { port: 0 });
+    try {
+      expect(loaded.family).toBe("encoder");
+      const client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: "none", maxRetries: 0 });
+      const inputs = ["a whale.", "call me ishmael"];
+      const r = await client.embeddings.create({ model: "tiny-bert", input: inputs });
+      expect(r.usage.prompt_tokens).toBe(inputs.join("").length);
+      for (const [i, text] of inputs.entries()) {
+        const ids = tok.encode(text);
+        const expected = tf.tidy(
+          () => bert.embed(tf.tensor2d([ids], undefined, "int32")).arraySync()[0],
+        ) as number[];
+        expect(r.data[i].embedding).toHaveLength(32);
+        const diff = Math.max(...expected.map((x, j) => Math.abs(x - r.data[i].embedding[j])));
+        expect(diff).toBeLessThan(1e-5); // padded batch vs alone: masked mean pooling
+      }
+      const chat = await client.chat.completions
+        .create({ model: "tiny-bert", messages: [{ role: "user", content: "a" }] })
+        .catch((e) => e);
+      expect(chat.status).toBe(400);
+    } finally {
+      await srv.close({ graceMs: 100 });
+      loaded.dispose();
+      bert.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
