@@ -33,8 +33,13 @@ export {
 } from "./objectives.js";
 export type { AdamWOptions, DecayRule, OptimizerSnapshot } from "./optimizer.js";
 export { AdamW, DEFAULT_NO_DECAY_PATTERN, defaultDecayRule } from "./optimizer.js";
+export { RUN_PRESETS } from "./presets.js";
 export type { RunReport, StepMetrics } from "./report.js";
 export { readJsonl, renderLossCurveSvg, writeLossCurve } from "./report.js";
+export type { RunHooks, RunResult, SampleOptions } from "./run.js";
+export { buildTokenizer, readRunConfig, runTraining, sampleText } from "./run.js";
+export type { RunConfig, RunConfigInput } from "./run-config.js";
+export { closestKey, parseRunConfig, runConfigSchema } from "./run-config.js";
 export type { LrScheduleOptions } from "./schedule.js";
 export { learningRate } from "./schedule.js";
 export type { EvalResult, TrainerCallbacks, TrainerOptions } from "./trainer.js";

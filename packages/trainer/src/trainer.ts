@@ -56,6 +56,8 @@ export interface TrainerOptions<B> {
   /** Training FLOPs per target token (default 6 · parameters). */
   flopsPerToken?: number;
   callbacks?: TrainerCallbacks;
+  /** Stop after this much training wall time (ms), with the final eval and checkpoint, even before `steps`. */
+  maxTimeMs?: number;
   signal?: AbortSignal;
   /** @internal file-system hook (tests simulate a full disk). */
   io?: TrainerIO;
@@ -83,6 +85,8 @@ export class Trainer<B> {
   bestValLoss: number | null = null;
   lastValLoss: number | null = null;
   lastLoss: number | null = null;
+  /** True when `maxTimeMs` ended the run before `steps`. */
+  stoppedEarly = false;
   private elapsedMs = 0;
   private peakRss = 0;
   private peakTensorBytes = 0;
@@ -254,6 +258,7 @@ export class Trainer<B> {
     const evalEvery = o.evalEvery ?? 250;
     const ckptEvery = o.checkpointEvery ?? 0;
     const clip = o.gradClip ?? 0;
+    const startedAt = performance.now();
     while (this.step < o.steps) {
       if (o.signal?.aborted) {
         throw new TypeformerError("CANCELLED", `training cancelled at step ${this.step}`, {
@@ -310,7 +315,8 @@ export class Trainer<B> {
         tokensPerSec: count / (dt / 1000),
         msPerStep: dt,
       };
-      const last = this.step === o.steps;
+      const timeUp = o.maxTimeMs !== undefined && performance.now() - startedAt >= o.maxTimeMs;
+      const last = this.step === o.steps || timeUp;
       if (o.val && (this.step % evalEvery === 0 || last)) {
         const e = this.evaluate()!;
         m.valLoss = e.valLoss;
@@ -326,6 +332,11 @@ export class Trainer<B> {
         await writeLossCurve(path.join(o.runDir, "loss-curve.svg"), this.metrics);
       }
       if (o.runDir && ((ckptEvery > 0 && this.step % ckptEvery === 0) || last)) await this.saveCheckpoint();
+      this.elapsedMs += performance.now() - t0 - dt; // evaluation and checkpoint time count as wall time
+      if (timeUp) {
+        this.stoppedEarly = true;
+        break;
+      }
     }
     const report = this.report();
     if (o.runDir)

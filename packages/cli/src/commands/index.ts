@@ -7,6 +7,7 @@ import { registerInspect } from "./inspect.js";
 import { registerLogits } from "./logits.js";
 import { registerServe } from "./serve.js";
 import { registerTokenize } from "./tokenize.js";
+import { registerTrain } from "./train.js";
 
 /** Every subcommand registers itself here: one line per command module. */
 export const commands: Array<(program: Command) => void> = [
@@ -18,4 +19,5 @@ export const commands: Array<(program: Command) => void> = [
   registerLogits,
   registerInspect,
   registerTokenize,
+  registerTrain,
 ];
