@@ -54,6 +54,14 @@ function splitAxis<T extends tf.Tensor>(x: T, sizes: number[], axis: number): T[
   });
 }
 
+/** Concatenates and frees the pieces (one piece is returned as is). */
+function concatFree(parts: tf.Tensor[], axis: number): tf.Tensor {
+  if (parts.length === 1) return parts[0];
+  const out = tf.concat(parts, axis);
+  tf.dispose(parts);
+  return out;
+}
+
 function unsupported(what: string): never {
   throw new TypeformerError("INVALID_ARGUMENT", `the tiled attention does not support ${what}; use "naive"`, {
     implementation: "tiled",
@@ -97,9 +105,11 @@ function makeBlocks(
   bias: tf.Tensor | undefined,
 ): Blocks {
   const { B, Hkv, G, Tq, Tk, D } = plan.dims;
-  const q5 = tf.reshape(tf.mul(q, plan.scale), [B, Hkv, G, Tq, D]);
-  const qb = splitAxis(q5, plan.qSizes, 3).map(
-    (x, i) => tf.reshape(x, [B, Hkv, G * plan.qSizes[i], D]) as tf.Tensor4D,
+  // reshapes share data (reference counted), so the temporaries can go as soon as the pieces exist
+  const qb = tf.tidy(() =>
+    splitAxis(tf.reshape(tf.mul(q, plan.scale), [B, Hkv, G, Tq, D]), plan.qSizes, 3).map(
+      (x, i) => tf.reshape(x, [B, Hkv, G * plan.qSizes[i], D]) as tf.Tensor4D,
+    ),
   );
   const kb = splitAxis(k, plan.kSizes, 2) as tf.Tensor4D[];
   const vb = splitAxis(v, plan.kSizes, 2) as tf.Tensor4D[];
@@ -206,8 +216,8 @@ function forward(plan: Plan, blocks: Blocks): { out: tf.Tensor4D; lse: tf.Tensor
     outs.push(o);
     lses.push(lse);
   }
-  const out5 = outs.length === 1 ? outs[0] : tf.concat(outs, 3);
-  const lse = lses.length === 1 ? lses[0] : tf.concat(lses, 3);
+  const out5 = concatFree(outs, 3);
+  const lse = concatFree(lses, 3);
   return { out: tf.reshape(out5, [B, H, Tq, Dv]), lse };
 }
 
@@ -227,10 +237,14 @@ function backward(
   const { B, H, Hkv, G, Tq, D, Dv } = plan.dims;
   const nq = plan.qSizes.length;
   const nk = plan.kSizes.length;
-  const dOut = splitAxis(tf.reshape(dy, [B, Hkv, G, Tq, Dv]), plan.qSizes, 3).map((x, i) =>
-    tf.reshape(x, [B, Hkv, G * plan.qSizes[i], Dv]),
+  const dOut = tf.tidy(() =>
+    splitAxis(tf.reshape(dy, [B, Hkv, G, Tq, Dv]), plan.qSizes, 3).map((x, i) =>
+      tf.reshape(x, [B, Hkv, G * plan.qSizes[i], Dv]),
+    ),
   );
-  const rowDot = splitAxis(tf.reshape(tf.sum(tf.mul(dy, out), 3, true), [B, Hkv, G, Tq, 1]), plan.qSizes, 3);
+  const rowDot = tf.tidy(() =>
+    splitAxis(tf.reshape(tf.sum(tf.mul(dy, out), 3, true), [B, Hkv, G, Tq, 1]), plan.qSizes, 3),
+  );
   const lseB = splitAxis(lse, plan.qSizes, 3);
   const dQ: (tf.Tensor | undefined)[] = new Array(nq).fill(undefined);
   const dKs: tf.Tensor[] = [];
@@ -288,13 +302,17 @@ function backward(
     }
     dKs.push(dKj ?? tf.zeros([B, Hkv, bk, D]));
     dVs.push(dVj ?? tf.zeros([B, Hkv, bk, Dv]));
+    if (nk > 1) tf.dispose([blocks.k[j], blocks.v[j]]); // pieces of the saved k/v, not needed again
   }
   const dq5 = dQ.map((x, i) =>
     x ? tf.reshape(x, [B, Hkv, G, plan.qSizes[i], D]) : tf.zeros([B, Hkv, G, plan.qSizes[i], D]),
   );
-  const dq = tf.mul(tf.reshape(dq5.length === 1 ? dq5[0] : tf.concat(dq5, 3), [B, H, Tq, D]), plan.scale);
-  const dk = dKs.length === 1 ? dKs[0] : tf.concat(dKs, 2);
-  const dv = dVs.length === 1 ? dVs[0] : tf.concat(dVs, 2);
+  tf.dispose(dQ as tf.Tensor[]);
+  const dqCat = concatFree(dq5, 3);
+  const dq = tf.mul(tf.reshape(dqCat, [B, H, Tq, D]), plan.scale);
+  dqCat.dispose();
+  const dk = concatFree(dKs, 2);
+  const dv = concatFree(dVs, 2);
   let dBias: tf.Tensor | undefined;
   if (b5 && plan.biasShape) {
     const rows: tf.Tensor[] = [];
