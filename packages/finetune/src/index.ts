@@ -1,3 +1,12 @@
+export type {
+  BadLine,
+  ChatRole,
+  Example,
+  ExampleKind,
+  ReadExamplesOptions,
+  ReadExamplesResult,
+} from "./data.js";
+export { detectKind, parseExampleLine, parseExamples, readExamples, splitExamples } from "./data.js";
 export type { FreezeOptions, LrGroup, NamePattern } from "./freeze.js";
 export {
   applyLrGroups,
@@ -26,3 +35,22 @@ export {
   readAdapterConfig,
   saveAdapter,
 } from "./peft.js";
+export type {
+  ChatTokenizer,
+  ClassificationBatch,
+  ClassifierLike,
+  MaskedSequence,
+  TaskTokenizer,
+} from "./tasks.js";
+export {
+  ClassificationObjective,
+  collateMasked,
+  ExampleBatches,
+  encodeChat,
+  encodeClassification,
+  encodeSeq2Seq,
+  encodeText,
+  exampleMessages,
+  MaskedCausalLMObjective,
+  Seq2SeqObjective,
+} from "./tasks.js";
