@@ -31,6 +31,8 @@ export {
   topPFilter,
   validateSamplingParams,
 } from "./sampling.js";
+export type { Seq2SeqGenerateOptions, ServeSeq2SeqCachedLM } from "./seq2seq.js";
+export { generateSeq2Seq } from "./seq2seq.js";
 export type {
   ListenOptions,
   RunningServer,

@@ -1,11 +1,12 @@
 import path from "node:path";
 import { TypeformerError } from "@typeformer/core";
+import type { ServeSeq2SeqCachedLM } from "./seq2seq.js";
 import type { ServeCausalLM, ServeEncoder, ServeTokenizer } from "./types.js";
 
 /** A model directory loaded for serving: the model, its tokenizer and the id clients use. */
 export interface LoadedModel {
   id: string;
-  model: ServeCausalLM | ServeEncoder;
+  model: ServeCausalLM | ServeEncoder | ServeSeq2SeqCachedLM;
   tokenizer: ServeTokenizer;
   /** "decoder" | "encoder" | "encoder-decoder" */
   family: string;
@@ -32,17 +33,9 @@ export async function loadModelDir(dir: string, opts: { id?: string } = {}): Pro
       },
     );
   }
-  if (model.family === "encoder-decoder") {
-    model.dispose();
-    throw new TypeformerError(
-      "INVALID_ARGUMENT",
-      `model type "${model.modelType}" (encoder-decoder) cannot be served yet: serve a decoder (gpt2, llama) or an encoder (bert)`,
-      { modelType: model.modelType },
-    );
-  }
   return {
     id: opts.id ?? path.basename(path.resolve(dir)),
-    model: model as unknown as ServeCausalLM | ServeEncoder,
+    model: model as unknown as ServeCausalLM | ServeEncoder | ServeSeq2SeqCachedLM,
     tokenizer,
     family: model.family,
     dispose: () => model.dispose(),

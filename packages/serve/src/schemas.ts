@@ -47,6 +47,8 @@ export const completionSchema = z.object({
   logprobs: z.number().int().min(0).max(5).nullish(),
   echo: z.boolean().nullish(),
   suffix: z.string().nullish(),
+  /** Encoder-decoder models: beam width (beam search when > 1). Ignored by decoder-only models. */
+  best_of: z.number().int().min(1).max(16).nullish(),
 });
 export type CompletionBody = z.infer<typeof completionSchema>;
 

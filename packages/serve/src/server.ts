@@ -28,13 +28,14 @@ import {
   type EmbeddingsBody,
   embeddingsSchema,
 } from "./schemas.js";
+import { generateSeq2Seq, type ServeSeq2SeqCachedLM } from "./seq2seq.js";
 import type { ServeCausalLM, ServeEncoder, ServeTokenizer } from "./types.js";
 
 /** One model the server offers. */
 export interface ServedModelSpec {
   /** The name clients pass as `model`. */
   id: string;
-  model: ServeCausalLM | ServeEncoder;
+  model: ServeCausalLM | ServeEncoder | ServeSeq2SeqCachedLM;
   /** Defaults to `model.tokenizer`. */
   tokenizer?: ServeTokenizer;
   /** Engine settings for decoder models (batch size, queue, context, max_tokens cap). */
@@ -62,6 +63,7 @@ interface Served {
   tokenizer: ServeTokenizer;
   causal?: ServeCausalLM;
   encoder?: ServeEncoder;
+  seq2seq?: ServeSeq2SeqCachedLM;
   engine?: GenerationEngine;
 }
 
@@ -77,6 +79,10 @@ export interface TypeformerServer {
 const isCausal = (m: object): m is ServeCausalLM =>
   typeof (m as ServeCausalLM).forward === "function" &&
   typeof (m as ServeCausalLM).createCache === "function";
+const isSeq2Seq = (m: object): m is ServeSeq2SeqCachedLM =>
+  typeof (m as ServeSeq2SeqCachedLM).decode === "function" &&
+  typeof (m as ServeSeq2SeqCachedLM).encode === "function" &&
+  typeof (m as ServeSeq2SeqCachedLM).decoderStartTokenId === "number";
 const isEncoder = (m: object): m is ServeEncoder => typeof (m as ServeEncoder).embed === "function";
 const DONE = "[DONE]";
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -154,7 +160,9 @@ export function createServer(opts: ServerOptions): TypeformerServer {
       });
     }
     const served: Served = { id: spec.id, created: nowSeconds(), tokenizer };
-    if (isCausal(spec.model)) {
+    if (isSeq2Seq(spec.model)) {
+      served.seq2seq = spec.model;
+    } else if (isCausal(spec.model)) {
       served.causal = spec.model;
       served.engine = new GenerationEngine({
         ...spec.engine,
@@ -283,7 +291,9 @@ export function createServer(opts: ServerOptions): TypeformerServer {
   function requireEngine(m: Served): GenerationEngine {
     if (!m.engine) {
       throw invalidRequest(
-        `model "${m.id}" is an encoder model; it cannot generate text`,
+        m.seq2seq
+          ? `model "${m.id}" is an encoder-decoder model: use /v1/completions`
+          : `model "${m.id}" is an encoder model; it cannot generate text`,
         "model",
         "invalid_model",
       );
@@ -407,6 +417,109 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     };
   };
 
+  let seq2seqInFlight = 0;
+  const seq2seqLimit = 64;
+
+  /** /v1/completions for encoder-decoder models: one request at a time per call, beams via best_of. */
+  async function seq2seqCompletion(c: Context, m: Served, body: CompletionBody) {
+    if (shuttingDown) throw new TypeformerError("SHUTTING_DOWN", "the server is shutting down", {});
+    const tok = m.tokenizer;
+    const p = body.prompt;
+    const prompts: number[][] =
+      typeof p === "string"
+        ? [tok.encode(p)]
+        : typeof p[0] === "string"
+          ? (p as string[]).map((x) => tok.encode(x))
+          : typeof p[0] === "number"
+            ? [p as number[]]
+            : (p as number[][]);
+    for (const ids of prompts) {
+      if (ids.length === 0)
+        throw invalidRequest("the prompt encodes to no tokens", "prompt", "invalid_value");
+      for (const id of ids) {
+        if (id >= tok.vocabSize)
+          throw invalidRequest(`prompt token id ${id} is out of the vocabulary`, "prompt");
+      }
+    }
+    const n = body.n ?? 1;
+    if (seq2seqInFlight + prompts.length * n > seq2seqLimit) {
+      throw new TypeformerError(
+        "LIMIT_EXCEEDED",
+        `the server is busy (${seq2seqInFlight} seq2seq requests running)`,
+        {
+          retryAfterSeconds: 2,
+        },
+      );
+    }
+    const maxTokens = body.max_tokens ?? 16;
+    if (maxTokens > 512)
+      throw invalidRequest(`'max_tokens' must be at most 512; received ${maxTokens}`, "max_tokens");
+    const stop = body.stop == null ? undefined : typeof body.stop === "string" ? [body.stop] : body.stop;
+    const { ac, done } = requestSignal(c);
+    seq2seqInFlight += prompts.length * n;
+    let results: GenerationResult[];
+    try {
+      results = [];
+      for (const ids of prompts) {
+        for (let i = 0; i < n; i++) {
+          results.push(
+            await generateSeq2Seq(m.seq2seq!, tok, ids, {
+              maxTokens,
+              numBeams: body.best_of ?? 1,
+              stop,
+              signal: ac.signal,
+              sampling: {
+                temperature: body.temperature ?? undefined,
+                topP: body.top_p ?? undefined,
+                topK: body.top_k ?? undefined,
+                minP: body.min_p ?? undefined,
+                repetitionPenalty: body.repetition_penalty ?? undefined,
+                logitBias: body.logit_bias
+                  ? Object.fromEntries(Object.entries(body.logit_bias).map(([k, v]) => [Number(k), v]))
+                  : undefined,
+                seed: body.seed == null ? undefined : body.seed + i,
+              },
+            }),
+          );
+        }
+      }
+    } finally {
+      seq2seqInFlight -= prompts.length * n;
+      done();
+    }
+    if (results.some((r) => r.finishReason === "cancelled")) {
+      const reason = ac.signal.reason;
+      throw reason instanceof TypeformerError
+        ? reason
+        : new ApiError(503, "the request was cancelled", "server_error");
+    }
+    const id = `cmpl-${randomUUID()}`;
+    const created = nowSeconds();
+    const choices = results.map((r, index) => ({
+      index,
+      text: r.text,
+      logprobs: null,
+      finish_reason: finishReason(r),
+    }));
+    const usage = usageOf(results, prompts);
+    if (!body.stream) {
+      return c.json({ id, object: "text_completion", created, model: m.id, choices, usage });
+    }
+    return streamSSE(c, async (stream) => {
+      const base = { id, object: "text_completion", created, model: m.id };
+      for (const ch of choices) {
+        await stream.writeSSE({
+          data: JSON.stringify({ ...base, choices: [{ ...ch, finish_reason: null }] }),
+        });
+        await stream.writeSSE({ data: JSON.stringify({ ...base, choices: [{ ...ch, text: "" }] }) });
+      }
+      if (body.stream_options?.include_usage) {
+        await stream.writeSSE({ data: JSON.stringify({ ...base, choices: [], usage }) });
+      }
+      await stream.writeSSE({ data: DONE });
+    });
+  }
+
   // ---------- routes ----------
 
   app.get("/health", (c) =>
@@ -431,7 +544,9 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     owned_by: "typeformer",
     ...(m.causal
       ? { max_model_len: m.engine!.maxContext, family: m.causal.family ?? "decoder" }
-      : { family: m.encoder!.family ?? "encoder" }),
+      : m.seq2seq
+        ? { family: "encoder-decoder" }
+        : { family: m.encoder!.family ?? "encoder" }),
   });
 
   app.get("/v1/models", (c) => c.json({ object: "list", data: [...models.values()].map(modelObject) }));
@@ -563,6 +678,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
   app.post("/v1/completions", async (c) => {
     const body = await readBody(c, completionSchema);
     const m = getModel(body.model);
+    if (m.seq2seq) return seq2seqCompletion(c, m, body);
     const engine = requireEngine(m);
     const tok = m.tokenizer;
     if (body.suffix) throw invalidRequest("'suffix' is not supported", "suffix", "unsupported");
@@ -707,7 +823,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     const m = getModel(body.model);
     if (!m.encoder) {
       throw invalidRequest(
-        `model "${m.id}" is a decoder-only model; embeddings need an encoder model (e.g. bert)`,
+        `model "${m.id}" is a${m.seq2seq ? "n encoder-decoder" : " decoder-only"} model; embeddings need an encoder model (e.g. bert)`,
         "model",
         "invalid_model",
       );

@@ -1,6 +1,12 @@
 import { registerWasmKernels } from "@typeformer/attention";
 import { type BackendChoice, initBackend } from "@typeformer/core";
-import { GenerationEngine, loadModelDir, type ServeCausalLM } from "@typeformer/serve";
+import {
+  GenerationEngine,
+  generateSeq2Seq,
+  loadModelDir,
+  type ServeCausalLM,
+  type ServeSeq2SeqCachedLM,
+} from "@typeformer/serve";
 import type { Command } from "commander";
 
 const num = (v: string) => {
@@ -24,6 +30,7 @@ interface GenerateOpts {
   seed?: number;
   stop?: string[];
   ignoreEos?: boolean;
+  beams?: number;
   stats?: boolean;
   backend?: BackendChoice;
   stockKernels?: boolean;
@@ -47,6 +54,7 @@ export function registerGenerate(program: Command): void {
     .option("--seed <n>", "seed: the same seed gives the same text", num)
     .option("--stop <text>", "stop sequence (repeatable)", collect)
     .option("--ignore-eos", "keep going past the end-of-text token")
+    .option("--beams <n>", "beam search width (encoder-decoder models)", num)
     .option("--stats", "print tokens/s and time to first token to stderr")
     .option("--backend <name>", "force a tf.js backend: node-gpu, node, wasm or cpu")
     .option("--stock-kernels", "keep tf.js's own wasm matmul kernels (default: Typeformer's SIMD GEMM)")
@@ -54,9 +62,26 @@ export function registerGenerate(program: Command): void {
       const backend = await initBackend({ backend: opts.backend });
       if (backend.tfBackend === "wasm" && !opts.stockKernels) registerWasmKernels();
       const loaded = await loadModelDir(dir);
-      if (loaded.family !== "decoder") {
+      if (loaded.family === "encoder") {
         loaded.dispose();
-        throw new Error(`"${dir}" holds an ${loaded.family} model; generate needs a decoder (gpt2, llama)`);
+        throw new Error(`"${dir}" holds an encoder model; generate needs a decoder or an encoder-decoder`);
+      }
+      if (loaded.family === "encoder-decoder") {
+        // t5: text-to-text, printed when done (beam search with --beams)
+        const r = await generateSeq2Seq(
+          loaded.model as ServeSeq2SeqCachedLM,
+          loaded.tokenizer,
+          loaded.tokenizer.encode(opts.prompt),
+          {
+            maxTokens: opts.maxTokens,
+            numBeams: opts.beams,
+            stop: opts.stop,
+            sampling: { temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed },
+          },
+        );
+        console.log(r.text);
+        loaded.dispose();
+        return;
       }
       const tok = loaded.tokenizer;
       const text =
