@@ -1,6 +1,14 @@
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
+import {
+  type BatchEncodeOptions,
+  type BatchEncoding,
+  concatParts,
+  encodeBatchForModel,
+  offsetsFromByteLengths,
+  type Parts,
+} from "./batch.js";
 import { TypeformerError } from "./errors.js";
 import type {
   ChatMessage,
@@ -83,6 +91,34 @@ export abstract class BaseTokenizer implements Tokenizer {
 
   countTokens(text: string, opts?: EncodeOptions): number {
     return this.encode(text, opts).length;
+  }
+
+  /** One sequence without special tokens, with offsets (used by batch encoding). */
+  encodeParts(text: string, allowedSpecial?: "all" | Set<string>): Parts {
+    const ids = this.encode(text, { addSpecialTokens: false, allowedSpecial, disallowedSpecial: new Set() });
+    const specialIds = new Set(Object.values(this.specialTokens));
+    const lens = ids.map((id) => this.idBytes(id, false)?.length ?? 0);
+    const offsets = offsetsFromByteLengths(text, lens);
+    const special = ids.map((id) => specialIds.has(id));
+    return {
+      ids,
+      typeIds: ids.map(() => 0),
+      offsets,
+      special,
+    };
+  }
+
+  /** Adds the special tokens of the post-processor (none by default) and joins pairs. */
+  postProcessParts(a: Parts, b: Parts | null, _addSpecialTokens: boolean): Parts & { sequence: number[] } {
+    return concatParts(a, b);
+  }
+
+  /**
+   * Encodes a batch for a model: optional sentence pairs, truncation to maxLength, padding
+   * (longest or max_length, left or right), attention masks, token type ids and offsets.
+   */
+  encodeBatchForModel(texts: string[], opts?: BatchEncodeOptions): BatchEncoding {
+    return encodeBatchForModel(this, texts, opts);
   }
 
   createStreamDecoder(opts: StreamDecoderOptions = {}): StreamDecoder {

@@ -452,6 +452,8 @@ export interface Encoded {
   typeIds: number[];
   offsets: [number, number][];
   special: boolean[];
+  /** 0 = first sequence, 1 = pair, -1 = added special token */
+  sequence?: number[];
 }
 
 export type PostProcessor = (a: Encoded, b: Encoded | null) => Encoded;
@@ -494,7 +496,7 @@ export function buildPostProcessor(
     return id;
   };
   const apply = (tpl: TemplatePiece[], specials: Record<string, number[]>, a: Encoded, b: Encoded | null) => {
-    const out: Encoded = { ids: [], typeIds: [], offsets: [], special: [] };
+    const out: Encoded = { ids: [], typeIds: [], offsets: [], special: [], sequence: [] };
     for (const p of tpl) {
       if ("special" in p) {
         for (const id of specials[p.special]) {
@@ -502,6 +504,7 @@ export function buildPostProcessor(
           out.typeIds.push(p.typeId);
           out.offsets.push([0, 0]);
           out.special.push(true);
+          out.sequence!.push(-1);
         }
       } else {
         const e = p.seq === "A" ? a : b;
@@ -511,6 +514,7 @@ export function buildPostProcessor(
           out.typeIds.push(p.typeId);
           out.offsets.push(e.offsets[i]);
           out.special.push(e.special[i]);
+          out.sequence!.push(e.special[i] ? -1 : p.seq === "A" ? 0 : 1);
         }
       }
     }
@@ -573,11 +577,13 @@ export function buildPostProcessor(
 }
 
 function concat(a: Encoded, b: Encoded | null): Encoded {
-  if (!b) return a;
+  const seqA = a.sequence ?? a.ids.map((_, i) => (a.special[i] ? -1 : 0));
+  if (!b) return { ...a, sequence: seqA };
   return {
     ids: [...a.ids, ...b.ids],
     typeIds: [...a.typeIds, ...b.typeIds.map(() => 1)],
     offsets: [...a.offsets, ...b.offsets],
     special: [...a.special, ...b.special],
+    sequence: [...seqA, ...b.ids.map((_, i) => (b.special[i] ? -1 : 1))],
   };
 }

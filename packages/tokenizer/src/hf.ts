@@ -6,6 +6,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { BaseTokenizer } from "./base.js";
+import { concatParts, type Parts } from "./batch.js";
 import { UNICODE_TO_BYTE } from "./bytes.js";
 import { CHAR_SPLIT_PATTERN, CharTokenizer } from "./char.js";
 import { invalidTokenizer, show, TypeformerError } from "./errors.js";
@@ -589,6 +590,19 @@ export class HfTokenizer extends BaseTokenizer {
     }
     if (start < text.length) this.encodeSegment(text.slice(start), start, e);
     return e;
+  }
+
+  override encodeParts(text: string): Parts {
+    return this.encodeRaw(text);
+  }
+
+  override postProcessParts(
+    a: Parts,
+    b: Parts | null,
+    addSpecialTokens: boolean,
+  ): Parts & { sequence: number[] } {
+    const e = addSpecialTokens && this.postProcessor ? this.postProcessor(a, b) : concatParts(a, b);
+    return { ...e, sequence: e.sequence ?? concatParts(a, b).sequence };
   }
 
   /** Full encoding with type ids, attention mask, offsets; `pair` for sentence pairs. */

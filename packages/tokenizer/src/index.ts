@@ -1,4 +1,6 @@
 export { BaseTokenizer, CHAT_SPECIAL_TOKENS, DEFAULT_CHAT_TEMPLATE, renderChatTemplate } from "./base.js";
+export type { BatchEncodeOptions, BatchEncoding, Parts } from "./batch.js";
+export { encodeBatchForModel, offsetsFromByteLengths } from "./batch.js";
 export type { CharTokenizerOptions } from "./char.js";
 export { CharTokenizer } from "./char.js";
 export type { AddedToken, EncodingWithOffsets } from "./hf.js";
