@@ -52,7 +52,7 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Per-request time limit in ms (generation is cancelled; 504 / a stream error). Default 300 000. */
   requestTimeoutMs?: number;
-  /** Longest text `/v1/attention` accepts, in tokens. Default 256. */
+  /** Longest text `/v1/attention` accepts, in tokens (4× that when at most 2 layer×head pairs are asked for). Default 256. */
   maxAttentionTokens?: number;
   logger?: Logger;
 }
@@ -912,7 +912,10 @@ export function createServer(opts: ServerOptions): TypeformerServer {
       body.messages !== undefined
         ? renderChat(tok, body.messages, body.add_generation_prompt ?? false)
         : tok.encode(body.text!);
-    const limit = Math.min(maxAttentionTokens, model.maxPositions);
+    // a single layer/head pair (the chat page's heatmap) may be 4× longer: the reply is T² numbers per pair
+    const pairs =
+      (body.layers?.length ?? Number.POSITIVE_INFINITY) * (body.heads?.length ?? Number.POSITIVE_INFINITY);
+    const limit = Math.min(pairs <= 2 ? 4 * maxAttentionTokens : maxAttentionTokens, model.maxPositions);
     if (ids.length === 0)
       throw invalidRequest("the text encodes to no tokens", body.text ? "text" : "messages");
     if (ids.length > limit) {
