@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -38,12 +38,30 @@ async function newestMtime(dir: string): Promise<number> {
   return newest;
 }
 
-/** Runs `vite build` for the page (about a second). Returns the output folder. */
+/**
+ * Runs `vite build` for the page (about a second) into a fresh folder, then swaps it in with renames, so a
+ * server (or a second build running at the same time) never sees a half-written page. Returns the folder.
+ */
 export async function buildChatApp(): Promise<string> {
   const root = chatAppRoot();
+  const out = chatAppDistDir();
+  const tmp = `${out}.build-${process.pid}-${Date.now()}`;
   const vite = await import("vite");
-  await vite.build({ configFile: join(root, "vite.config.ts"), logLevel: "warn" });
-  return chatAppDistDir();
+  await vite.build({
+    configFile: join(root, "vite.config.ts"),
+    logLevel: "warn",
+    build: { outDir: tmp, emptyOutDir: true },
+  });
+  const old = `${out}.old-${process.pid}-${Date.now()}`;
+  if (existsSync(out)) await rename(out, old).catch(() => {});
+  try {
+    await rename(tmp, out);
+  } catch {
+    // another build won the race: its output is equivalent
+    await rm(tmp, { recursive: true, force: true });
+  }
+  await rm(old, { recursive: true, force: true });
+  return out;
 }
 
 /** Builds the page unless an up-to-date build exists (newer than every file under web/ and src/client/). */

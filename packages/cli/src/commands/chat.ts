@@ -30,12 +30,12 @@ export interface ApiEndpoint {
  */
 export async function openEndpoint(
   target: string,
-  opts: { backend?: BackendChoice; port?: number; host?: string; apiKey?: string } = {},
+  opts: { backend?: BackendChoice; port?: number; host?: string; apiKey?: string; id?: string } = {},
 ): Promise<ApiEndpoint> {
   if (isUrl(target)) return { baseUrl: target.replace(/\/+$/, "").replace(/\/v1$/, ""), description: target };
   const backend = await initBackend({ backend: opts.backend });
   const { createServer, listen, loadModelDir } = await import("@typeformer/serve");
-  const loaded = await loadModelDir(target);
+  const loaded = await loadModelDir(target, { id: opts.id });
   const server = createServer({
     models: [{ id: loaded.id, model: loaded.model, tokenizer: loaded.tokenizer }],
     apiKey: opts.apiKey,
