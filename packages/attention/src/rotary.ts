@@ -87,6 +87,35 @@ function tables(
   return { cos, sin };
 }
 
+interface TableEntry {
+  key: string;
+  pos: Float64Array;
+  cos: Float32Array;
+  sin: Float32Array;
+}
+/** The last few tables: a model calls applyRotary twice per layer with the same positions. */
+const recentTables: TableEntry[] = [];
+
+function cachedTables(
+  pos: ArrayLike<number>,
+  D: number,
+  rd: number,
+  theta: number,
+  layout: "half" | "interleaved",
+): { cos: Float32Array; sin: Float32Array } {
+  const key = `${D},${rd},${theta},${layout},${pos.length}`;
+  for (const e of recentTables) {
+    if (e.key !== key) continue;
+    let same = true;
+    for (let i = 0; i < pos.length && same; i++) same = e.pos[i] === pos[i];
+    if (same) return e;
+  }
+  const t = tables(pos, D, rd, theta, layout);
+  recentTables.unshift({ key, pos: Float64Array.from(pos), ...t });
+  if (recentTables.length > 4) recentTables.pop();
+  return t;
+}
+
 /**
  * Rotary position embedding of x (B, H, T, D): x·cos + rotate(x)·sin, with the angles computed in
  * float64. `rotate` is one (D, D) signed permutation product (no slices), and the gradient is
@@ -135,7 +164,7 @@ export function applyRotary(x: tf.Tensor4D, opts: RotaryOptions): tf.Tensor4D {
   } else {
     return bad("positions", positions, "an integer offset or a (B, T) tensor");
   }
-  const { cos, sin } = tables(pos, D, rd, theta, layout);
+  const { cos, sin } = cachedTables(pos, D, rd, theta, layout);
   const rot = rotationMatrix(D, rd, layout, false);
   const rotT = rotationMatrix(D, rd, layout, true);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
