@@ -189,22 +189,39 @@ function tile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, accumulate: boo
 
 /** One product: C (M x N) = op(A) * op(B). */
 function gemm(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, transA: bool, transB: bool, scratch: usize): void {
+  gemmRows(a, b, c, M, N, K, transA ? 1 : 0, transB ? 1 : 0, 0, M, scratch);
+}
+
+/** Rows [m0, m1) of one product C (M x N) = op(A) * op(B) (the rest of C is not touched). */
+export function gemmRows(
+  a: usize,
+  b: usize,
+  c: usize,
+  M: i32,
+  N: i32,
+  K: i32,
+  transA: i32,
+  transB: i32,
+  m0: i32,
+  m1: i32,
+  scratch: usize,
+): void {
   const bufB = (scratch + 15) & ~(<usize>15);
   const bufA = bufB + <usize>(KC * NC) * 4;
   const tmp = bufA + <usize>(KC * MR) * 4;
   if (K == 0) {
-    memory.fill(c, 0, <usize>M * <usize>N * 4);
+    memory.fill(c + <usize>m0 * <usize>N * 4, 0, <usize>(m1 - m0) * <usize>N * 4);
     return;
   }
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
-      packB(b, bufB, N, K, transB, jc, nc, pc, kc);
+      packB(b, bufB, N, K, transB != 0, jc, nc, pc, kc);
       const accumulate = pc > 0;
-      for (let ic = 0; ic < M; ic += MR) {
-        const mr = min(MR, M - ic);
-        packA(a, bufA, M, K, transA, ic, mr, pc, kc);
+      for (let ic = m0; ic < m1; ic += MR) {
+        const mr = min(MR, m1 - ic);
+        packA(a, bufA, M, K, transA != 0, ic, mr, pc, kc);
         const crow = c + (<usize>ic * <usize>N + <usize>jc) * 4;
         for (let jr = 0; jr < nc; jr += NR) {
           tile(bufA, bufB + <usize>(jr * kc) * 4, kc, crow + <usize>jr * 4, N, accumulate, mr, min(NR, nc - jr), tmp);

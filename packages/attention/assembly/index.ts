@@ -1,3 +1,3 @@
 // Entry of Typeformer's WebAssembly kernel module (built by scripts/build-wasm.mjs).
-export { bmm, KC, NC, scratchBytes } from "./gemm";
+export { bmm, gemmRows, KC, NC, scratchBytes } from "./gemm";
 export { adamw, addBias, columnSum, geluBackward, geluForward, layerNormBackward, layerNormForward } from "./ops";

@@ -35,6 +35,19 @@ export interface KernelExports {
     scratch: number,
   ): void;
   scratchBytes(): number;
+  gemmRows(
+    a: number,
+    b: number,
+    c: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: number,
+    transB: number,
+    m0: number,
+    m1: number,
+    scratch: number,
+  ): void;
   addBias(c: number, bias: number, rows: number, n: number): void;
   columnSum(dy: number, out: number, rows: number, n: number): void;
   geluForward(x: number, y: number, n: number): void;
@@ -99,7 +112,7 @@ export function setVariantPreference(v: WasmKernelVariant | "auto"): void {
   }
 }
 
-function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+export function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   if (typeof Buffer !== "undefined") {
     const buf = Buffer.from(s, "base64");
     const out = new Uint8Array(buf.length);
@@ -120,7 +133,9 @@ let moduleCache: { variant: WasmKernelVariant; module: WebAssembly.Module } | un
  */
 function enableRelaxedSimdFlag(): void {
   const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  const v8 = proc?.getBuiltinModule?.("node:v8") as { setFlagsFromString?: (flags: string) => void } | undefined;
+  const v8 = proc?.getBuiltinModule?.("node:v8") as
+    | { setFlagsFromString?: (flags: string) => void }
+    | undefined;
   v8?.setFlagsFromString?.("--experimental-wasm-relaxed-simd");
 }
 

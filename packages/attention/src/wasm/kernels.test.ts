@@ -252,3 +252,48 @@ describe("wasm kernel builds", () => {
     tf.dispose([a, b]);
   });
 });
+
+describe("wasm kernels with a second GEMM thread", () => {
+  it("splits rows and batches across two threads with the same results", async () => {
+    await initBackend({ backend: "wasm" });
+    const { threads } = registerWasmKernels({ threads: 2 });
+    expect(threads).toBe(2);
+    const { wasmThreadJobs, wasmThreadsReady } = await import("./kernels.js");
+    expect(await wasmThreadsReady()).toBe(true);
+    try {
+      const cases: [number[], number[], boolean, boolean][] = [
+        [[261, 190], [190, 90], false, false], // row split
+        [[190, 261], [90, 190], true, true], // row split, both transposed
+        [[6, 70, 130], [6, 130, 90], false, false], // batch split
+        [[7, 130, 70], [130, 90], true, false], // batch split, broadcast B
+        [[2, 3, 70, 130], [2, 3, 90, 130], false, true],
+      ];
+      for (const [aShape, bShape, ta, tb] of cases) {
+        const a = rand(aShape, 31);
+        const b = rand(bShape, 32);
+        const before = tf.memory().numTensors;
+        const jobs = wasmThreadJobs();
+        const c = tf.matMul(a, b, ta, tb);
+        expect(wasmThreadJobs()).toBe(jobs + 1);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        const ref = refMatMul(
+          a.dataSync() as Float32Array,
+          aShape,
+          b.dataSync() as Float32Array,
+          bShape,
+          ta,
+          tb,
+        );
+        expect(c.shape).toEqual(ref.shape);
+        assertClose(c, ref.values, {
+          atol: 1e-4,
+          rtol: 1e-4,
+          label: `[${aShape}]x[${bShape}] tA=${ta} tB=${tb}`,
+        });
+        tf.dispose([a, b, c]);
+      }
+    } finally {
+      registerWasmKernels({ threads: 1 });
+    }
+  });
+});

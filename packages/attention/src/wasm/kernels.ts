@@ -3,12 +3,87 @@ import { FUSED_KERNELS } from "./fused-kernels.js";
 import {
   compiledModule,
   instanceFor,
+  type KernelExports,
   setVariantPreference,
   type WasmBackendLike,
   type WasmKernelVariant,
 } from "./instance.js";
 
+import { GemmThread } from "./threads.js";
+
 export type { WasmKernelVariant } from "./instance.js";
+
+/** Products below this many flops stay on one thread (copies and the hand-off would eat the gain). */
+const PARALLEL_MIN_FLOPS = 8e6;
+let thread: GemmThread | undefined;
+
+/** Second thread: copy operands to the shared memory, split the batch, copy the worker's half back. */
+function batchSplit(
+  be: WasmBackendLike,
+  t: GemmThread,
+  scratch: number,
+  pa: number,
+  pb: number,
+  pc: number,
+  batch: number,
+  sa: number,
+  sb: number,
+  m: number,
+  n: number,
+  k: number,
+  ta: number,
+  tb: number,
+): void {
+  const b0 = batch >> 1;
+  const nb = batch - b0;
+  const aBytes = sa ? nb * sa : m * k * 4;
+  const bBytes = sb ? nb * sb : k * n * 4;
+  const cBytes = nb * m * n * 4;
+  const aS = t.dataBase;
+  const bS = aS + ((aBytes + 63) & ~63);
+  const cS = bS + ((bBytes + 63) & ~63);
+  const view = t.reserve(cS - t.dataBase + cBytes);
+  const heap = be.wasm.HEAPU8;
+  const srcA = pa + b0 * sa;
+  const srcB = pb + b0 * sb;
+  view.set(heap.subarray(srcA, srcA + aBytes), aS);
+  view.set(heap.subarray(srcB, srcB + bBytes), bS);
+  t.post(0, [aS, bS, cS, nb, sa, sb, m, n, k, ta, tb]);
+  instanceFor(be).exports.bmm(pa, pb, pc, b0, sa, sb, m, n, k, ta, tb, scratch);
+  t.wait();
+  be.wasm.HEAPU8.set(view.subarray(cS, cS + cBytes), pc + b0 * m * n * 4);
+}
+
+/** Second thread on one product: it computes the lower half of the rows from copies of A and B. */
+function rowSplit(
+  be: WasmBackendLike,
+  t: GemmThread,
+  scratch: number,
+  pa: number,
+  pb: number,
+  pc: number,
+  m: number,
+  n: number,
+  k: number,
+  ta: number,
+  tb: number,
+): void {
+  const m0 = ((m >> 1) + 3) & ~3;
+  const aBytes = m * k * 4;
+  const bBytes = k * n * 4;
+  const cBytes = (m - m0) * n * 4;
+  const aS = t.dataBase;
+  const bS = aS + ((aBytes + 63) & ~63);
+  const cS = bS + ((bBytes + 63) & ~63);
+  const view = t.reserve(cS - t.dataBase + cBytes);
+  const heap = be.wasm.HEAPU8;
+  view.set(heap.subarray(pa, pa + aBytes), aS);
+  view.set(heap.subarray(pb, pb + bBytes), bS);
+  t.post(1, [aS, bS, cS - m0 * n * 4, 0, 0, 0, m, n, k, ta, tb, m0, m]);
+  instanceFor(be).exports.gemmRows(pa, pb, pc, m, n, k, ta, tb, 0, m0, scratch);
+  t.wait();
+  be.wasm.HEAPU8.set(view.subarray(cS, cS + cBytes), pc + m0 * n * 4);
+}
 
 const originals = new Map<string, tf.KernelConfig>();
 
@@ -32,8 +107,9 @@ export function wasmBatchMatMul(
   b: tf.TensorInfo,
   transposeA: boolean,
   transposeB: boolean,
-  backend: WasmBackendLike,
+  be: WasmBackendLike,
 ): tf.TensorInfo {
+  const backend = be;
   const ra = a.shape.length;
   const rb = b.shape.length;
   if (ra < 2 || rb < 2) {
@@ -74,15 +150,18 @@ export function wasmBatchMatMul(
   const sa = m * k * 4;
   const sb = k * n * 4;
   const { bmm } = gemm.exports;
-  if (batchB === 1 && !transposeA) {
+  const t = thread?.ready && 2 * batch * m * n * k >= PARALLEL_MIN_FLOPS ? thread : undefined;
+  const simple = batchB === 1 && !transposeA;
+  if (simple || (batch === 1 && batchA === 1)) {
     // (…, M, K) · (K, N): the batch folds into the rows, one product with B packed once.
-    bmm(pa, pb, pc, 1, 0, 0, batch * m, n, k, 0, tb, gemm.scratch);
-  } else if (batchA === batch && batchB === batch) {
-    bmm(pa, pb, pc, batch, sa, sb, m, n, k, ta, tb, gemm.scratch);
-  } else if (batchA === 1 && batchB === batch) {
-    bmm(pa, pb, pc, batch, 0, sb, m, n, k, ta, tb, gemm.scratch);
-  } else if (batchB === 1 && batchA === batch) {
-    bmm(pa, pb, pc, batch, sa, 0, m, n, k, ta, tb, gemm.scratch);
+    const rows = batch * m;
+    if (t && rows >= 16) rowSplit(be, t, gemm.scratch, pa, pb, pc, rows, n, k, ta, tb);
+    else bmm(pa, pb, pc, 1, 0, 0, rows, n, k, ta, tb, gemm.scratch);
+  } else if ((batchA === batch || batchA === 1) && (batchB === batch || batchB === 1)) {
+    const sa2 = batchA === 1 ? 0 : sa;
+    const sb2 = batchB === 1 ? 0 : sb;
+    if (t && batch >= 2) batchSplit(be, t, gemm.scratch, pa, pb, pc, batch, sa2, sb2, m, n, k, ta, tb);
+    else bmm(pa, pb, pc, batch, sa2, sb2, m, n, k, ta, tb, gemm.scratch);
   } else {
     const stA = broadcastStrides(outerA, outer);
     const stB = broadcastStrides(outerB, outer);
@@ -220,6 +299,31 @@ export interface RegisterWasmKernelsOptions {
    * `simd`, reported in the result, where that does not work). `simd`: plain SIMD128.
    */
   variant?: WasmKernelVariant | "auto";
+  /**
+   * 2: a worker thread computes half of every large product (Node only; tf.js's heap is not shared, so
+   * operands are copied to a shared memory and the worker's half copied back). 1: single thread.
+   * Default: keep the current setting (1 at first).
+   */
+  threads?: 1 | 2;
+}
+
+function scratchSize(): number {
+  const probe = new WebAssembly.Instance(compiledModule().module, {
+    env: { memory: new WebAssembly.Memory({ initial: 1 }) },
+  });
+  return (probe.exports as unknown as KernelExports).scratchBytes();
+}
+
+/** Products the worker thread has taken so far (tests check the split really happens). */
+export function wasmThreadJobs(): number {
+  return thread?.jobs ?? 0;
+}
+
+/** Resolves true once the GEMM worker thread (threads: 2) is running; false if there is none. */
+export async function wasmThreadsReady(timeoutMs = 5000): Promise<boolean> {
+  const t0 = Date.now();
+  while (thread && !thread.ready && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 5));
+  return thread?.ready ?? false;
 }
 
 /**
@@ -230,6 +334,7 @@ export interface RegisterWasmKernelsOptions {
 export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
   registered: string[];
   variant: WasmKernelVariant;
+  threads: 1 | 2;
 } {
   if (options.variant) setVariantPreference(options.variant);
   const { variant } = compiledModule();
@@ -247,11 +352,21 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
     tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc });
     registered.push(name);
   }
-  return { registered, variant };
+  const wantThreads = options.threads ?? (thread ? 2 : 1);
+  if (wantThreads === 2 && thread?.variant !== variant) {
+    thread?.stop();
+    thread = GemmThread.start(variant, scratchSize());
+  } else if (wantThreads === 1 && thread) {
+    thread.stop();
+    thread = undefined;
+  }
+  return { registered, variant, threads: thread ? 2 : 1 };
 }
 
 /** Puts the stock tf.js wasm kernels back (benchmarks compare both in one run). */
 export function unregisterWasmKernels(): void {
+  thread?.stop();
+  thread = undefined;
   for (const [name, kernelFunc] of Object.entries(KERNELS)) {
     const current = tf.getKernel(name, "wasm");
     if (current?.kernelFunc !== kernelFunc) continue;
