@@ -29,4 +29,5 @@ export {
   registerWasmKernels,
   unregisterWasmKernels,
   wasmBatchMatMul,
+  wasmThreadsReady,
 } from "./wasm/index.js";
