@@ -36,6 +36,16 @@ export {
   saveAdapter,
 } from "./peft.js";
 export type {
+  FinetuneCallbacks,
+  FinetuneMethod,
+  FinetuneOptions,
+  FinetuneReport,
+  FinetuneStartInfo,
+  FinetuneTask,
+  SampleOutput,
+} from "./run.js";
+export { answer, defaultLoraTargets, runFinetune } from "./run.js";
+export type {
   ChatTokenizer,
   ClassificationBatch,
   ClassifierLike,
