@@ -23,7 +23,7 @@ import {
   type PreTokenizerInfo,
   toByteLevel,
 } from "./hf-components.js";
-import type { DecodeOptions, EncodeOptions, Tokenizer } from "./types.js";
+import type { DecodeOptions, EncodeOptions } from "./types.js";
 
 type Json = Record<string, unknown>;
 
@@ -750,7 +750,7 @@ function byteToCharIndex(s: string): Int32Array {
 }
 
 /** Builds the right tokenizer class for a tokenizer.json object (+ tokenizer_config.json object). */
-export function tokenizerFromJSON(json: unknown, config: Json = {}): Tokenizer {
+export function tokenizerFromJSON(json: unknown, config: Json = {}): BaseTokenizer {
   if (typeof json !== "object" || json === null || Array.isArray(json))
     throw invalidTokenizer("(root)", "an object", json);
   const j = json as Json;
@@ -791,7 +791,7 @@ async function readJson(path: string): Promise<Json> {
  * Loads a tokenizer from a directory (tokenizer.json + optional tokenizer_config.json) or a
  * tokenizer.json path.
  */
-export async function loadTokenizer(pathOrDir: string): Promise<Tokenizer> {
+export async function loadTokenizer(pathOrDir: string): Promise<BaseTokenizer> {
   let file = pathOrDir;
   let dir: string | null = null;
   try {
