@@ -8,6 +8,8 @@
  *    first token p50/p95 at each level; ratio to 1 stream;
  * 3. an autocannon load run against POST /v1/completions (non-streaming) on 127.0.0.1.
  */
+
+import { readFileSync } from "node:fs";
 import { registerWasmKernels } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
 import { type CausalLM, createModel } from "@typeformer/models";
@@ -32,16 +34,32 @@ const tokenizer: ServeTokenizer = {
   createStreamDecoder: () => ({ push: (id) => String.fromCharCode(id), flush: () => "" }),
 };
 
+/** CPU milliseconds of this process (robust to a shared, oversubscribed machine, unlike wall time). */
+const selfCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+/** CPU milliseconds of another process from /proc (utime + stime, in clock ticks of 10 ms). */
+const procCpuMs = (pid: number | undefined) => {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+};
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 const fmt = (x: number, d = 1) => x.toFixed(d);
 
-function bareGreedy(model: CausalLM, n: number): number {
+function bareGreedy(model: CausalLM, n: number): { wall: number; cpu: number } {
   const cache = model.createCache(1, n + 1);
   let ids = tf.tensor2d([[0]], [1, 1], "int32");
   const t0 = performance.now();
+  const c0 = selfCpuMs();
   for (let i = 0; i < n; i++) {
     const { logits } = model.forward(ids, { cache });
     const next = tf.tidy(() => tf.argMax(logits.reshape([1, -1]), -1).dataSync()[0]);
@@ -49,9 +67,10 @@ function bareGreedy(model: CausalLM, n: number): number {
     ids = tf.tensor2d([[next]], [1, 1], "int32");
   }
   const ms = performance.now() - t0;
+  const cpu = selfCpuMs() - c0;
   ids.dispose();
   cache.dispose();
-  return (n * 1000) / ms;
+  return { wall: (n * 1000) / ms, cpu: (n * 1000) / cpu };
 }
 
 async function main() {
@@ -79,54 +98,70 @@ async function main() {
 
   // ---- 1. single stream vs PyTorch
   const torch = await TorchChild.start(CFG, TORCH_THREADS);
+  const torchPid =
+    typeof torch === "string" ? undefined : (torch as unknown as { proc: { pid?: number } }).proc.pid;
   const torchTps: number[] = [];
+  const torchCpu: number[] = [];
   const engineTps: number[] = [];
+  const engineCpu: number[] = [];
   const bareTps: number[] = [];
+  const bareCpu: number[] = [];
   if (typeof torch !== "string") await torch.call({ cmd: "decode", batch: 1, tokens: 8 });
   for (let r = 0; r < REPEATS; r++) {
     if (typeof torch !== "string") {
+      const c0 = procCpuMs(torchPid);
       const t = await torch.call<{ ms: number; tokens: number }>({
         cmd: "decode",
         batch: 1,
         tokens: DECODE_TOKENS,
       });
       torchTps.push((t.tokens * 1000) / t.ms);
+      torchCpu.push((t.tokens * 1000) / (procCpuMs(torchPid) - c0));
     }
+    const c0 = selfCpuMs();
     const res = await engine.generate({
       promptIds: [0],
       maxTokens: DECODE_TOKENS,
       ignoreEos: true,
       sampling: greedy,
     });
+    engineCpu.push((res.completionTokens * 1000) / (selfCpuMs() - c0));
     engineTps.push((res.completionTokens * 1000) / res.durationMs);
-    bareTps.push(bareGreedy(model, DECODE_TOKENS));
+    const b = bareGreedy(model, DECODE_TOKENS);
+    bareTps.push(b.wall);
+    bareCpu.push(b.cpu);
   }
   const anchor = typeof torch === "string" ? Number.NaN : median(torchTps);
+  const anchorCpu = typeof torch === "string" ? Number.NaN : median(torchCpu);
   console.log(`\nsingle-stream greedy decode, ${DECODE_TOKENS} tokens from 1 (median of ${REPEATS})`);
+  console.log(
+    "tokens/s by wall clock, and per CPU-second of the process (robust when the machine is shared)",
+  );
+  const row = (what: string, wall: number[], cpu: number[]) => ({
+    what,
+    "tokens/s": fmt(median(wall)),
+    "× PyTorch": fmt(median(wall) / anchor, 2),
+    "tokens/CPU-s": fmt(median(cpu)),
+    "× PyTorch (CPU)": fmt(median(cpu) / anchorCpu, 2),
+  });
   console.table([
-    {
-      what: `PyTorch ${typeof torch === "string" ? "(skipped)" : `${torch.info.torch}, ${torch.info.threads} threads`}`,
-      "tokens/s": fmt(anchor),
-      "× PyTorch": "1.00",
-    },
-    {
-      what: "tf.js forward loop + KVCache",
-      "tokens/s": fmt(median(bareTps)),
-      "× PyTorch": fmt(median(bareTps) / anchor, 2),
-    },
-    {
-      what: "GenerationEngine (sampler, detok)",
-      "tokens/s": fmt(median(engineTps)),
-      "× PyTorch": fmt(median(engineTps) / anchor, 2),
-    },
+    row(
+      `PyTorch ${typeof torch === "string" ? "(skipped)" : `${torch.info.torch}, ${torch.info.threads} threads`}`,
+      torchTps.length ? torchTps : [Number.NaN],
+      torchCpu.length ? torchCpu : [Number.NaN],
+    ),
+    row("tf.js forward loop + KVCache", bareTps, bareCpu),
+    row("GenerationEngine (sampler, detok)", engineTps, engineCpu),
   ]);
   if (typeof torch === "string") console.log(torch);
 
   // ---- 2. concurrency
   const rows = [];
   let base = 0;
+  let baseCpu = 0;
   for (const n of [1, 4, 8, 16]) {
     const t0 = performance.now();
+    const c0 = selfCpuMs();
     const results = await Promise.all(
       Array.from({ length: n }, (_, i) =>
         engine.generate({
@@ -138,14 +173,21 @@ async function main() {
       ),
     );
     const ms = performance.now() - t0;
+    const cpuMs = selfCpuMs() - c0;
     const tokens = results.reduce((s, r) => s + r.completionTokens, 0);
     const tps = (tokens * 1000) / ms;
-    if (n === 1) base = tps;
+    const cps = (tokens * 1000) / cpuMs;
+    if (n === 1) {
+      base = tps;
+      baseCpu = cps;
+    }
     const ttft = results.map((r) => r.timeToFirstTokenMs ?? 0);
     rows.push({
       streams: n,
       "aggregate tokens/s": fmt(tps),
       "× 1 stream": fmt(tps / base, 2),
+      "tokens/CPU-s": fmt(cps),
+      "× 1 stream (CPU)": fmt(cps / baseCpu, 2),
       "TTFT p50 ms": fmt(pct(ttft, 50)),
       "TTFT p95 ms": fmt(pct(ttft, 95)),
     });
