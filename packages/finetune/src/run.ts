@@ -12,7 +12,6 @@ import {
   createModel,
   type EncoderModel,
   fromPretrained,
-  getArchitecture,
   type Seq2SeqLM,
   type TokenizerLike,
 } from "@typeformer/models";
