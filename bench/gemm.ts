@@ -5,7 +5,7 @@
  *
  *   pnpm bench gemm [--ms 250]
  */
-import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
+import { registerWasmKernels, unregisterWasmKernels, wasmThreadsReady } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
 
 const argv = process.argv.slice(2);
@@ -13,6 +13,8 @@ const i = argv.indexOf("--ms");
 const budgetMs = i >= 0 ? Number(argv[i + 1]) : 250;
 
 await initBackend({ backend: "wasm" });
+registerWasmKernels({ threads: 2 });
+await wasmThreadsReady();
 
 const shapes: { name: string; batch: number; m: number; n: number; k: number }[] = [
   { name: "square 256", batch: 1, m: 256, n: 256, k: 256 },
@@ -55,7 +57,7 @@ for (const s of shapes) {
     const flops = 2 * s.batch * s.m * s.n * s.k;
     const run = () => tf.matMul(a, b, ta, tb).dispose();
     let relaxedVariant = "";
-    const [stock, simd, relaxed] = race(
+    const [stock, simd, relaxed, threaded] = race(
       [
         () => {
           unregisterWasmKernels();
@@ -69,6 +71,11 @@ for (const s of shapes) {
           relaxedVariant = registerWasmKernels({ variant: "relaxed-simd" }).variant;
           run();
         },
+        () => {
+          registerWasmKernels({ variant: "simd", threads: 2 });
+          run();
+          registerWasmKernels({ threads: 1 });
+        },
       ],
       flops,
     );
@@ -78,6 +85,7 @@ for (const s of shapes) {
       "stock GFLOP/s": +stock.toFixed(1),
       "ours simd": +simd.toFixed(1),
       "ours relaxed-simd": relaxedVariant === "relaxed-simd" ? +relaxed.toFixed(1) : "n/a",
+      "ours simd, 2 threads": +threaded.toFixed(1),
       "× stock (simd)": +(simd / stock).toFixed(1),
       "× stock (relaxed)": +(relaxed / stock).toFixed(1),
     });

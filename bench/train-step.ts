@@ -3,10 +3,10 @@
  * batch 12, vocab 65) in tokens/s: tf.js wasm with Typeformer's SIMD kernels, stock tf.js wasm, and
  * PyTorch CPU (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(2)), alternating in one sitting.
  *
- *   pnpm bench train-step [--steps 6] [--rounds 3] [--no-stock] [--no-relaxed] [--no-torch] [--profile]
+ *   pnpm bench train-step [--steps 6] [--rounds 3] [--no-stock] [--no-relaxed] [--no-threads] [--no-torch] [--profile]
  */
 
-import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
+import { registerWasmKernels, unregisterWasmKernels, wasmThreadsReady } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
 import { AdamW, NANOGPT_CPU, TinyGpt, trainStep } from "./gpt-tiny.js";
 import { median, TorchChild } from "./torch-child.js";
@@ -85,6 +85,14 @@ const stock: number[] = [];
 const pt: number[] = [];
 const pt1: number[] = [];
 const relaxed: number[] = [];
+const threaded: number[] = [];
+const withThreads = !flag("no-threads");
+if (withThreads) {
+  registerWasmKernels({ threads: 2 });
+  await wasmThreadsReady();
+  timeSteps(1);
+  registerWasmKernels({ threads: 1 });
+}
 timeSteps(2); // warm-up
 if (typeof torch !== "string") await torch.call({ cmd: "train", steps: 2 });
 for (let r = 0; r < rounds; r++) {
@@ -96,6 +104,11 @@ for (let r = 0; r < rounds; r++) {
     relaxed.push(...timeSteps(steps));
   }
   registerWasmKernels({ variant });
+  if (withThreads) {
+    registerWasmKernels({ threads: 2 });
+    if (await wasmThreadsReady()) threaded.push(...timeSteps(steps));
+    registerWasmKernels({ threads: 1 });
+  }
   if (!flag("no-stock") && r === 0) {
     unregisterWasmKernels();
     stock.push(...timeSteps(2));
@@ -126,6 +139,7 @@ console.table(
   [
     row(`tf.js wasm + Typeformer kernels (${variant})`, ours),
     row("tf.js wasm + Typeformer kernels (relaxed-simd, V8 flag set at run time)", relaxed),
+    row(`tf.js wasm + Typeformer kernels (${variant}, 2 GEMM threads)`, threaded),
     row("tf.js wasm, stock kernels", stock),
     typeof torch !== "string"
       ? row(`PyTorch ${torch.info.torch} CPU (${torch.info.threads} threads, OpenBLAS 1 thread)`, pt)

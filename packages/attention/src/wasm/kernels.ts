@@ -16,6 +16,7 @@ export type { WasmKernelVariant } from "./instance.js";
 /** Products below this many flops stay on one thread (copies and the hand-off would eat the gain). */
 const PARALLEL_MIN_FLOPS = 8e6;
 let thread: GemmThread | undefined;
+let threadEnabled = false;
 
 /** Second thread: copy operands to the shared memory, split the batch, copy the worker's half back. */
 function batchSplit(
@@ -150,7 +151,8 @@ export function wasmBatchMatMul(
   const sa = m * k * 4;
   const sb = k * n * 4;
   const { bmm } = gemm.exports;
-  const t = thread?.ready && 2 * batch * m * n * k >= PARALLEL_MIN_FLOPS ? thread : undefined;
+  const t =
+    threadEnabled && thread?.ready && 2 * batch * m * n * k >= PARALLEL_MIN_FLOPS ? thread : undefined;
   const simple = batchB === 1 && !transposeA;
   if (simple || (batch === 1 && batchA === 1)) {
     // (…, M, K) · (K, N): the batch folds into the rows, one product with B packed once.
@@ -322,8 +324,9 @@ export function wasmThreadJobs(): number {
 /** Resolves true once the GEMM worker thread (threads: 2) is running; false if there is none. */
 export async function wasmThreadsReady(timeoutMs = 5000): Promise<boolean> {
   const t0 = Date.now();
-  while (thread && !thread.ready && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 5));
-  return thread?.ready ?? false;
+  while (threadEnabled && thread && !thread.ready && Date.now() - t0 < timeoutMs)
+    await new Promise((r) => setTimeout(r, 5));
+  return (threadEnabled && thread?.ready) ?? false;
 }
 
 /**
@@ -352,21 +355,21 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
     tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc });
     registered.push(name);
   }
-  const wantThreads = options.threads ?? (thread ? 2 : 1);
-  if (wantThreads === 2 && thread?.variant !== variant) {
-    thread?.stop();
-    thread = GemmThread.start(variant, scratchSize());
-  } else if (wantThreads === 1 && thread) {
-    thread.stop();
-    thread = undefined;
-  }
-  return { registered, variant, threads: thread ? 2 : 1 };
+  const wantThreads = options.threads ?? (threadEnabled ? 2 : 1);
+  if (wantThreads === 2) {
+    if (thread?.variant !== variant) {
+      thread?.stop();
+      thread = GemmThread.start(variant, scratchSize());
+    }
+    threadEnabled = thread !== undefined;
+  } else threadEnabled = false; // a started worker stays parked (blocked in Atomics.wait) for reuse
+  return { registered, variant, threads: threadEnabled ? 2 : 1 };
 }
 
 /** Puts the stock tf.js wasm kernels back (benchmarks compare both in one run). */
 export function unregisterWasmKernels(): void {
-  thread?.stop();
-  thread = undefined;
+  threadEnabled = false; // the worker, if any, stays parked (unref'd) for a later registerWasmKernels
+
   for (const [name, kernelFunc] of Object.entries(KERNELS)) {
     const current = tf.getKernel(name, "wasm");
     if (current?.kernelFunc !== kernelFunc) continue;
