@@ -138,7 +138,7 @@ export async function loadTiktokenFile(
   };
 }
 
-const CACHE_LIMIT = 1 << 17;
+const CACHE_SLOTS = 1 << 18;
 const CACHE_PIECE_MAX = 64;
 
 function escapeRegex(s: string): string {
@@ -156,7 +156,6 @@ export class TiktokenTokenizer extends BaseTokenizer {
   readonly specialTokens: Record<string, number>;
   private readonly ranks: Map<string, number>;
   private readonly scan: PieceScanner;
-  private cache = new Map<string, number | number[]>();
   private readonly offsets: Int32Array;
   private readonly bytes: Uint8Array;
   private readonly specialIds: Set<number>;
@@ -216,11 +215,24 @@ export class TiktokenTokenizer extends BaseTokenizer {
     return out;
   }
 
+  /**
+   * Piece cache: an open-addressing hash table keyed by the piece's UTF-16 code units, probed
+   * straight from the text (no substring is allocated on a hit). Cleared when half full.
+   */
+  private cKeys: (string | undefined)[] = new Array(CACHE_SLOTS);
+  private cHash = new Int32Array(CACHE_SLOTS);
+  private cVal = new Int32Array(CACHE_SLOTS);
+  private cMulti: number[][] = [];
+  private cCount = 0;
+
   private encodeInto(text: string, start: number, end: number, out: number[]): void {
     const s = start === 0 && end === text.length ? text : text.slice(start, end);
     const n = s.length;
     const scan = this.scan;
-    const cache = this.cache;
+    const mask = CACHE_SLOTS - 1;
+    let keys = this.cKeys;
+    const hashes = this.cHash;
+    const vals = this.cVal;
     let i = 0;
     while (i < n) {
       const e = scan(s, i);
@@ -228,16 +240,49 @@ export class TiktokenTokenizer extends BaseTokenizer {
         i = -e - 1;
         continue;
       }
-      if (e - i <= CACHE_PIECE_MAX) {
-        const piece = s.slice(i, e);
-        let v = cache.get(piece);
-        if (v === undefined) {
-          v = this.encodePiece(piece);
-          if (cache.size >= CACHE_LIMIT) cache.clear();
-          cache.set(piece, v);
+      const len = e - i;
+      if (len <= CACHE_PIECE_MAX) {
+        let h = 0x811c9dc5 | 0;
+        for (let k = i; k < e; k++) h = Math.imul(h ^ s.charCodeAt(k), 16777619);
+        let slot = h & mask;
+        let v = 0;
+        for (;;) {
+          const key = keys[slot];
+          if (key === undefined) {
+            const piece = s.slice(i, e);
+            const r = this.encodePiece(piece);
+            if (this.cCount >= CACHE_SLOTS >> 1) {
+              keys = this.cKeys = new Array(CACHE_SLOTS);
+              this.cMulti = [];
+              this.cCount = 0;
+              slot = h & mask;
+            }
+            keys[slot] = piece;
+            hashes[slot] = h;
+            if (typeof r === "number") v = r;
+            else {
+              this.cMulti.push(r);
+              v = -this.cMulti.length;
+            }
+            vals[slot] = v;
+            this.cCount++;
+            break;
+          }
+          if (hashes[slot] === h && key.length === len) {
+            let k = 0;
+            while (k < len && key.charCodeAt(k) === s.charCodeAt(i + k)) k++;
+            if (k === len) {
+              v = vals[slot];
+              break;
+            }
+          }
+          slot = (slot + 1) & mask;
         }
-        if (typeof v === "number") out.push(v);
-        else for (let k = 0; k < v.length; k++) out.push(v[k]);
+        if (v >= 0) out.push(v);
+        else {
+          const m = this.cMulti[-v - 1];
+          for (let k = 0; k < m.length; k++) out.push(m[k]);
+        }
       } else {
         const b = utf8Binary(s.slice(i, e));
         const r = this.ranks.get(b);
