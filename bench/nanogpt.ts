@@ -7,7 +7,7 @@
  *   pnpm bench nanogpt [-- --iters 2000 --eval-every 250 --eval-batches 50 --no-kernels --no-torch]
  *
  * --iters N runs a shorter schedule-preserving measurement (lr schedule still spans 2000 steps) and
- * projects the full run's wall time. --torch also runs bench/pytorch/nanogpt.py (same data, same
+ * projects the full run's wall time. Unless --no-torch, it also runs bench/pytorch/nanogpt.py (same data, same
  * config) for the ratio, in the same sitting (TORCH_THREADS=1 for a single-thread comparison; CPU time
  * per iteration is the robust figure on a shared machine, wall time is printed too).
  */
