@@ -288,8 +288,23 @@ const fusedMatMulKernel: tf.KernelFunc = (args) => {
   return y;
 };
 
+/**
+ * Identity without the copy. tf.js clones (Identity) every tensor a gradient saves for the backward
+ * pass; the stock wasm kernel copies the whole buffer each time (hundreds of copies per training step).
+ * Sharing the buffer with a reference count is what the wasm Reshape kernel and the cpu backend's
+ * Identity already do; wasm kernels never write to their inputs.
+ */
+const identityKernel: tf.KernelFunc = (args) => {
+  const { inputs, backend } = args;
+  const x = (inputs as { x: tf.TensorInfo }).x;
+  if (x.dtype === "string") return runOriginal("Identity", args);
+  (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+};
+
 const KERNELS: Record<string, tf.KernelFunc> = {
   BatchMatMul: batchMatMulKernel,
+  Identity: identityKernel,
   _FusedMatMul: fusedMatMulKernel,
   ...FUSED_KERNELS,
 };
