@@ -61,6 +61,17 @@ B64_INV["_".charCodeAt(0)] = 63;
 
 /** Decodes base64 (standard or URL alphabet, optional padding) to a binary string; null if invalid. */
 export function base64ToBinary(s: string): string | null {
+  if (typeof atob === "function") {
+    try {
+      return atob(s);
+    } catch {
+      // URL-safe alphabet or invalid: the strict decoder below decides
+    }
+  }
+  return base64ToBinarySlow(s);
+}
+
+function base64ToBinarySlow(s: string): string | null {
   let n = s.length;
   while (n > 0 && s.charCodeAt(n - 1) === 61) n--;
   if (n % 4 === 1) return null;

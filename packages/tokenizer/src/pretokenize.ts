@@ -34,25 +34,18 @@ function classify(ch: string): number {
 
 let BMP: Uint8Array | undefined;
 const ASTRAL = new Map<number, number>();
+/** Marks a BMP code unit whose class is computed on first sight. */
+const UNKNOWN = 255;
 
-/** The class of every BMP code unit (surrogates are C_O: a lone surrogate matches no property). */
+/**
+ * The class table of the BMP: ASCII filled up front, everything else classified lazily on first
+ * sight (no 65k-entry scan at start-up). Surrogate code units are C_O (a lone surrogate matches no
+ * property; pairs are classified as astral code points).
+ */
 export function bmpClasses(): Uint8Array {
   if (BMP) return BMP;
-  const t = new Uint8Array(65536);
-  // Fill by scanning a string of all BMP code points with global regexes (fast, no per-char test).
-  let all = "";
-  const parts: string[] = [];
-  for (let c = 0; c < 65536; c++) parts.push(c >= 0xd800 && c <= 0xdfff ? "\0" : String.fromCharCode(c));
-  all = parts.join("");
-  const mark = (re: RegExp, v: number) => {
-    for (const m of all.matchAll(re)) t[m.index] = v;
-  };
-  mark(/\p{M}/gu, C_M);
-  mark(/\p{N}/gu, C_N);
-  mark(/[\p{Lm}\p{Lo}]/gu, C_B);
-  mark(/\p{Ll}/gu, C_W);
-  mark(/[\p{Lu}\p{Lt}]/gu, C_U);
-  mark(/\s/gu, C_S);
+  const t = new Uint8Array(65536).fill(UNKNOWN);
+  for (let c = 0; c < 128; c++) t[c] = classify(String.fromCharCode(c));
   for (let c = 0xd800; c <= 0xdfff; c++) t[c] = C_O;
   BMP = t;
   return t;
@@ -86,7 +79,11 @@ function cls(s: string, k: number, t: Uint8Array): number {
     }
   }
   W = 1;
-  return t[c];
+  const v = t[c];
+  if (v !== UNKNOWN) return v;
+  const cl = classify(String.fromCharCode(c));
+  t[c] = cl;
+  return cl;
 }
 
 const isLetter = (k: number) => k >= C_U && k <= C_B;
