@@ -38,19 +38,39 @@ function starts(sizes: number[]): number[] {
 }
 
 /**
- * Splits x along `axis` into pieces of `sizes`: one piece is returned as is; otherwise x is viewed as
- * 3-D (outer, n, inner) first — the wasm backend's split of 5-D tensors is ~100× slower than of 3-D ones.
+ * Splits x along `axis` into pieces of `sizes` (one piece is returned as is). Only used inside the
+ * custom-gradient functions, so the pieces need no autodiff. On the wasm and cpu backends the pieces
+ * are cut on the host from one read of x: wasm's Slice/SplitV re-read the whole input for every piece
+ * (and 5-D splits take a generic slow path), which made splitting cost as much as the attention
+ * itself. Other backends (webgl, webgpu, tfjs-node) use tf.split on a 3-D view.
  */
 function splitAxis<T extends tf.Tensor>(x: T, sizes: number[], axis: number): T[] {
   if (sizes.length === 1) return [x];
   const shape = x.shape;
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = shape[axis];
+  const pieceShape = (len: number) => [...shape.slice(0, axis), len, ...shape.slice(axis + 1)];
+  const backend = tf.getBackend();
+  if ((backend === "wasm" || backend === "cpu") && x.dtype === "float32") {
+    const data = x.dataSync() as Float32Array;
+    const out: T[] = [];
+    let start = 0;
+    for (const len of sizes) {
+      const piece = new Float32Array(outer * len * inner);
+      const chunk = len * inner;
+      for (let o = 0; o < outer; o++) {
+        const src = (o * n + start) * inner;
+        piece.set(data.subarray(src, src + chunk), o * chunk);
+      }
+      out.push(tf.tensor(piece, pieceShape(len), "float32") as T);
+      start += len;
+    }
+    return out;
+  }
   return tf.tidy(() => {
-    const parts = tf.split(tf.reshape(x, [outer, shape[axis], inner]), sizes, 1);
-    return parts.map(
-      (p, i) => tf.reshape(p, [...shape.slice(0, axis), sizes[i], ...shape.slice(axis + 1)]) as T,
-    );
+    const parts = tf.split(tf.reshape(x, [outer, n, inner]), sizes, 1);
+    return parts.map((p, i) => tf.reshape(p, pieceShape(sizes[i])) as T);
   });
 }
 
