@@ -560,6 +560,28 @@ describe("more server paths", () => {
     expect(srv.server.engines.get("m")!.activeCount).toBe(0);
   });
 
+  it("a client dropping a non-streaming request cancels its generation", async () => {
+    const engine = srv.server.engines.get("m")!;
+    model.slowMs = 5;
+    try {
+      const ac = new AbortController();
+      model.forwardCalls = [];
+      const pending = fetch(`${srv.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", prompt: "x", max_tokens: 80, ignore_eos: true }),
+        signal: ac.signal,
+      }).catch((e) => e);
+      await waitFor(() => engine.activeCount === 1);
+      ac.abort();
+      await pending;
+      await waitFor(() => engine.activeCount === 0, 2000);
+      expect(model.forwardCalls.length).toBeLessThan(60); // stopped well before its 80 tokens
+    } finally {
+      model.slowMs = 0;
+    }
+  });
+
   it("CORS preflight for the configured origin", async () => {
     const res = await fetch(`${srv.url}/v1/chat/completions`, {
       method: "OPTIONS",

@@ -502,6 +502,12 @@ export function createServer(opts: ServerOptions): TypeformerServer {
       finish_reason: finishReason(r),
     }));
     const usage = usageOf(results, prompts);
+    for (const r of results) {
+      metrics.promptTokens.inc({ model: m.id }, r.promptTokens);
+      metrics.completionTokens.inc({ model: m.id }, r.completionTokens);
+      if (r.timeToFirstTokenMs !== undefined)
+        metrics.ttft.observe({ model: m.id }, r.timeToFirstTokenMs / 1000);
+    }
     if (!body.stream) {
       return c.json({ id, object: "text_completion", created, model: m.id, choices, usage });
     }
