@@ -7,8 +7,8 @@ import type { CausalLM, CausalLMForwardOptions, KVCacheLike } from "./types.js";
 export interface DecoderInputs {
   B: number;
   T: number;
-  /** (B, T) int32 absolute positions of the ids. */
-  positions: tf.Tensor2D;
+  /** (B, T) int32 absolute positions of the ids; undefined when they are simply 0..T-1 in every row. */
+  positions?: tf.Tensor2D;
   /** (B, Tk) key padding mask, when known before the first layer (no cache). */
   keyMask?: tf.Tensor2D;
   cache?: KVCacheLike;
@@ -39,11 +39,11 @@ export function decoderInputs(
       `(B, T) = (${B}, ${T}) like inputIds`,
     );
   }
-  let positions: tf.Tensor2D;
+  let positions: tf.Tensor2D | undefined;
   let keyMask: tf.Tensor2D | undefined;
   if (opts.cache) {
     positions = opts.cache.positions(T, mask);
-  } else {
+  } else if (mask) {
     positions = positionIds(B, T, mask);
     keyMask = mask;
   }

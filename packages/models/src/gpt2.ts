@@ -179,7 +179,9 @@ export class GPT2Model extends BaseModel<GPT2Config> implements CausalLM<GPT2Con
       const { B, T, positions, keyMask, cache, newMask } = decoderInputs(inputIds, opts, this.maxPositions);
       const s: Step = { cache, keyMask, newMask, attentions };
       const tok = embed(this.p("wte.weight"), inputIds); // (B·T, C)
-      const pos = embed(this.p("wpe.weight"), positions); // (B·T, C)
+      const pos = positions
+        ? embed(this.p("wpe.weight"), positions) // (B·T, C)
+        : tf.tile(tf.slice(this.p("wpe.weight"), [0, 0], [T, -1]), [B, 1]); // rows 0..T-1 per sequence
       let x = dropout(tf.add(tok, pos) as tf.Tensor2D, this.config.embdDropout, ctx.training, ctx.rng);
       for (let i = 0; i < this.config.numLayers; i++) x = this.block(x, i, B, T, s, ctx);
       x = layerNorm(x, this.p("ln_f.weight"), this.p("ln_f.bias"), this.config.layerNormEpsilon);

@@ -49,6 +49,15 @@ describeEachBackend("gradients", () => {
     }
   });
 
+  it("reach a tied head's embedding in eval mode too, after inference cached the transposed head", () => {
+    const model = createModel<CausalLM>({ modelType: "gpt2", preset: "tiny" }, { seed: 4 });
+    const ids = tf.tensor2d([[1, 2, 3, 4]], undefined, "int32");
+    tf.dispose(model.forward(ids).logits); // builds the inference-time transposed copy of wte
+    checkGrads(model, () => xent(model.forward(ids).logits, [[2, 3, 4, 5]]));
+    ids.dispose();
+    model.dispose();
+  });
+
   it("reach every parameter of bert (MLM + classifier) and t5", () => {
     const bert = createModel<EncoderModel>({ modelType: "bert", preset: "tiny" }, { seed: 3 });
     const ids = tf.tensor2d(

@@ -119,7 +119,8 @@ interface Step {
   cache?: KVCacheLike;
   newMask?: tf.Tensor2D;
   keyMask?: tf.Tensor2D;
-  positions: tf.Tensor2D;
+  /** (B, T) positions, or 0 when they are 0..T-1 in every row (applyRotary's offset form). */
+  positions: tf.Tensor2D | number;
   attentions?: tf.Tensor4D[];
 }
 
@@ -195,7 +196,7 @@ export class LlamaModel extends BaseModel<LlamaConfig> implements CausalLM<Llama
     const attentions: tf.Tensor4D[] | undefined = opts.outputAttentions ? [] : undefined;
     const logits = tf.tidy(() => {
       const { B, T, positions, keyMask, cache, newMask } = decoderInputs(inputIds, opts, this.maxPositions);
-      const s: Step = { cache, keyMask, newMask, positions, attentions };
+      const s: Step = { cache, keyMask, newMask, positions: positions ?? 0, attentions };
       let x = embed(this.p("model.embed_tokens.weight"), inputIds); // (B·T, C)
       for (let i = 0; i < this.numLayers; i++) x = this.block(x, i, B, T, s, ctx);
       x = rmsNorm(x, this.p("model.norm.weight"), this.config.rmsNormEps);
