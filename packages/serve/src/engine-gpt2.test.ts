@@ -48,6 +48,37 @@ describe("GenerationEngine on a real tiny GPT-2 with the attention KVCache (wasm
     expect(batched.map((r) => r.tokenIds)).toEqual(alone.map((r) => r.tokenIds));
   });
 
+  it("requests joining and leaving mid-decode still match their solo runs", async () => {
+    const engine = new GenerationEngine({ model, tokenizer: tok, maxBatch: 4 });
+    const mk = (p: string, n: number, seed: number): GenerateRequest => ({
+      promptIds: tok.encode(p),
+      maxTokens: n,
+      ignoreEos: true,
+      sampling: { seed, temperature: 0.9 },
+    });
+    const plan = [
+      mk("first one", 30, 1),
+      mk("b", 5, 2),
+      mk("third prompt here", 20, 3),
+      mk("xyz", 12, 4),
+      mk("last", 9, 5),
+    ];
+    const alone = [];
+    for (const r of plan) alone.push((await engine.generate(r)).tokenIds);
+    // staggered: each request joins after the first has produced 3·i tokens; short ones leave early
+    const first = engine.submit(plan[0]);
+    const others: Promise<number[]>[] = [];
+    let produced = 0;
+    for await (const _ of first) {
+      produced++;
+      const i = others.length + 1;
+      if (i < plan.length && produced === 3 * i)
+        others.push(engine.generate(plan[i]).then((r) => r.tokenIds));
+    }
+    const got = [(await first.result).tokenIds, ...(await Promise.all(others))];
+    expect(got).toEqual(alone);
+  });
+
   it("greedy engine output equals a plain cached greedy loop", async () => {
     const engine = new GenerationEngine({ model, tokenizer: tok });
     const prompt = tok.encode("hello world");
