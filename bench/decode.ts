@@ -4,6 +4,7 @@
  *
  *   pnpm bench decode [--tokens 63] [--rounds 3] [--no-torch]
  */
+import { cpus, loadavg } from "node:os";
 import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
 import { type LayerCache, NANOGPT_CPU, TinyGpt } from "./gpt-tiny.js";
@@ -63,13 +64,15 @@ for (const batch of [1, 8]) {
   }
   const tps = (ms: number[]) => (batch * tokens * 1000) / median(ms);
   const anchor = pt.length ? tps(pt) : undefined;
+  const anchor1 = pt1.length ? tps(pt1) : undefined;
   const add = (run: string, ms: number[]) =>
     rows.push({
       batch,
       run,
       "tokens/s (median)": Math.round(tps(ms)),
       "tokens/s (best)": Math.round((batch * tokens * 1000) / Math.min(...ms)),
-      "× PyTorch": anchor ? +(tps(ms) / anchor).toFixed(3) : "n/a",
+      "× PyTorch 2 threads": anchor ? +(tps(ms) / anchor).toFixed(3) : "n/a",
+      "× PyTorch 1 thread": anchor1 ? +(tps(ms) / anchor1).toFixed(3) : "n/a",
     });
   add(`tf.js wasm + Typeformer kernels (${variant})`, ours);
   add("tf.js wasm, stock kernels", stock);
@@ -78,6 +81,7 @@ for (const batch of [1, 8]) {
 }
 if (typeof torch !== "string") torch.close();
 if (torch1 && typeof torch1 !== "string") torch1.close();
+console.log(`ratios from medians; machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
 console.log(
   `KV-cached greedy decode, ${tokens} tokens per row, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d})`,
 );

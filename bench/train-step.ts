@@ -6,6 +6,7 @@
  *   pnpm bench train-step [--steps 6] [--rounds 3] [--no-stock] [--no-relaxed] [--no-threads] [--no-torch] [--profile]
  */
 
+import { cpus, loadavg } from "node:os";
 import { registerWasmKernels, unregisterWasmKernels, wasmThreadsReady } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
 import { AdamW, NANOGPT_CPU, TinyGpt, trainStep } from "./gpt-tiny.js";
@@ -120,6 +121,7 @@ if (torch1 && typeof torch1 !== "string") torch1.close();
 
 const tps = (ms: number) => (tokensPerStep / ms) * 1000;
 const anchor = pt.length ? median(pt) : undefined;
+const anchor1 = pt1.length ? median(pt1) : undefined;
 const row = (name: string, ms: number[]) => {
   if (!ms.length) return undefined;
   const m = median(ms);
@@ -128,10 +130,11 @@ const row = (name: string, ms: number[]) => {
     "ms/step (median)": +m.toFixed(1),
     "ms/step (best)": +Math.min(...ms).toFixed(1),
     "tokens/s": Math.round(tps(m)),
-    "× PyTorch (median)": anchor ? +(anchor / m).toFixed(3) : "n/a",
-    "× PyTorch (best)": pt.length ? +(Math.min(...pt) / Math.min(...ms)).toFixed(3) : "n/a",
+    "× PyTorch 2 threads": anchor ? +(anchor / m).toFixed(3) : "n/a",
+    "× PyTorch 1 thread": anchor1 ? +(anchor1 / m).toFixed(3) : "n/a",
   };
 };
+console.log(`ratios from medians; machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
 console.log(
   `train step, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d} ctx=${cfg.ctx} batch=${cfg.batch} vocab=${cfg.vocab}), ${tokensPerStep} tokens/step`,
 );
