@@ -198,26 +198,32 @@ function forward(plan: Plan, blocks: Blocks): { out: tf.Tensor4D; lse: tf.Tensor
       const kind = blockKind(r0, r0 + bq, c0, c0 + plan.kSizes[j], plan.off, plan.causal, plan.window);
       if (kind === "empty") continue;
       const next = tf.tidy(() => {
+        // softmax within the block (one fast kernel; tf.exp is ~5× slower on wasm) plus the row
+        // statistics: m_b = max s, l_b = Σ exp(s - m_b) = 1 / max(softmax) (the argmax entry is 1/l_b)
         const { s, vis } = scoreBlock(plan, blocks, i, j);
         const mb = tf.max(s, 4, true);
-        const mNew = m ? tf.maximum(m, mb) : mb;
-        const p = tf.tidy(() => {
-          const e = tf.exp(tf.sub(s, mNew));
-          return vis ? tf.mul(e, vis) : e;
-        });
+        let ps = tf.softmax(s);
         s.dispose();
-        const pv = tf.reshape(tf.matMul(tf.reshape(p, [B, Hkv, G * bq, plan.kSizes[j]]), blocks.v[j]), [
+        const lb = tf.reciprocal(tf.max(ps, 4, true));
+        if (vis) ps = tf.mul(ps, vis);
+        const ob = tf.reshape(tf.matMul(tf.reshape(ps, [B, Hkv, G * bq, plan.kSizes[j]]), blocks.v[j]), [
           B,
           Hkv,
           G,
           bq,
           Dv,
         ]);
-        const ps = tf.sum(p, 4, true);
-        p.dispose();
-        if (!m || !l || !acc) return { m: mNew, l: ps, acc: pv };
+        ps.dispose();
+        // acc = Σ_b exp(m_b - m)·l_b·o_b and l = Σ_b exp(m_b - m)·l_b against the running max m
+        if (!m || !l || !acc) return { m: mb, l: lb, acc: tf.mul(ob, lb) };
+        const mNew = tf.maximum(m, mb);
         const alpha = tf.exp(tf.sub(m, mNew));
-        return { m: mNew, l: tf.add(tf.mul(l, alpha), ps), acc: tf.add(tf.mul(acc, alpha), pv) };
+        const beta = tf.mul(tf.exp(tf.sub(mb, mNew)), lb);
+        return {
+          m: mNew,
+          l: tf.add(tf.mul(l, alpha), beta),
+          acc: tf.add(tf.mul(acc, alpha), tf.mul(ob, beta)),
+        };
       });
       tf.dispose([m, l, acc] as tf.Tensor[]);
       ({ m, l, acc } = next);
@@ -286,8 +292,12 @@ function backward(
       const [pk, pv] = [dKj, dVj];
       const res = tf.tidy(() => {
         const { s, vis } = scoreBlock(plan, blocks, i, j);
+        // p = exp(s - lse) = softmax_b(s) · exp(m_b - lse) / max(softmax_b(s)), without a block-sized exp
         const p5 = tf.tidy(() => {
-          const e = tf.exp(tf.sub(s, lseB[i]));
+          const mb = tf.max(s, 4, true);
+          const ps = tf.softmax(s);
+          const r = tf.div(tf.exp(tf.sub(mb, lseB[i])), tf.max(ps, 4, true));
+          const e = tf.mul(ps, r);
           return vis ? tf.mul(e, vis) : e;
         });
         s.dispose();
