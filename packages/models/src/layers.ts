@@ -34,8 +34,12 @@ export function setLinearHook(weight: tf.Variable, hook: LinearHook | null): voi
 
 /** y = x·W (+ b). x (N, in), W (in, out), b (out) → (N, out). */
 export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
-  const y0 = tf.matMul(x, w as tf.Tensor2D) as tf.Tensor2D;
-  const y = b ? (tf.add(y0, b) as tf.Tensor2D) : y0;
+  let y: tf.Tensor2D;
+  if (b && fusedKernelsActive()) y = fusedLinear(x, w, b);
+  else {
+    const y0 = tf.matMul(x, w as tf.Tensor2D) as tf.Tensor2D;
+    y = b ? (tf.add(y0, b) as tf.Tensor2D) : y0;
+  }
   const hook = linearHooks.get(w);
   return hook ? hook(x, y) : y;
 }
