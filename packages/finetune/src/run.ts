@@ -4,6 +4,7 @@
  * exact resume), produce sample outputs for fixed prompts before and after, and write the result
  * (a PEFT adapter or a full model) plus a report. The CLI and the dashboard drive this; it never prints.
  */
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { TypeformerError, tf, writeFileAtomic } from "@typeformer/core";
 import {
@@ -266,6 +267,13 @@ export function answer(
 /** Runs a fine-tuning job (see {@link FinetuneOptions}). */
 export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
   const seed = o.seed ?? 0;
+  if (!o.resume && existsSync(path.join(o.outDir, "checkpoints", "checkpoints.json"))) {
+    throw new TypeformerError(
+      "INVALID_ARGUMENT",
+      `${o.outDir} already holds checkpoints; resume it (--resume) or choose another output folder`,
+      { outDir: o.outDir },
+    );
+  }
   const maxLength = o.maxLength ?? 128;
   const data = await readExamples(o.data, { kinds: KINDS[o.task], skipBadLines: o.skipBadLines });
   const { train: trainEx, val: valEx } = splitExamples(data.examples, o.valFraction ?? 0.1, seed);

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { registerChat } from "./chat.js";
 import { registerChatUi } from "./chat-ui.js";
+import { registerFinetune } from "./finetune.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
@@ -20,4 +21,5 @@ export const commands: Array<(program: Command) => void> = [
   registerInspect,
   registerTokenize,
   registerTrain,
+  registerFinetune,
 ];
