@@ -87,6 +87,10 @@ describe("byte-level BPE training and tokenizer.json round trip", () => {
     const loaded = await loadTokenizer(dir);
     expect(loaded.encode(samples[0])).toEqual(bpe.encode(samples[0]));
     expect(loaded.eosTokenId).toBe(0);
+    // added special tokens are recognised by default (Hugging Face), or only when allowed
+    expect(bpe.encode("a<|endoftext|>")).toContain(0);
+    expect(bpe.encode("a<|endoftext|>", { allowedSpecial: new Set() })).not.toContain(0);
+    expect(bpe.decode(bpe.encode("a<|endoftext|>", { allowedSpecial: new Set() }))).toBe("a<|endoftext|>");
     expect(loaded.padTokenId).toBe(1);
     const b2 = await trainBpe(trainText, { vocabSize: 2000, specialTokens: ["<|endoftext|>", "<|pad|>"] });
     expect(JSON.stringify(b2.toJSON())).toBe(JSON.stringify(bpe.toJSON()));

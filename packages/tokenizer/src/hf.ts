@@ -530,12 +530,7 @@ export class HfTokenizer extends BaseTokenizer {
 
   /** Normalizes, pre-tokenizes and runs the model on a text segment without added tokens. */
   private encodeSegment(text: string, base: number, e: Encoded): void {
-    let norm = text;
-    let sameLen = true;
-    if (this.normalizer) {
-      norm = this.normalizer(text);
-      sameLen = norm.length === text.length;
-    }
+    const norm = this.normalizer ? this.normalizer(text) : text;
     let pieces: Piece[] = [{ text: norm, start: 0, end: norm.length }];
     if (this.preTokenizer) pieces = this.preTokenizer.fn(pieces);
     const byteLevel = this.preTokenizer?.byteLevel ?? false;
@@ -562,13 +557,17 @@ export class HfTokenizer extends BaseTokenizer {
         const to = p.start + t;
         e.ids.push(ids[k]);
         e.typeIds.push(0);
-        e.offsets.push(sameLen ? [base + so, base + to] : [base + so, base + to]);
+        e.offsets.push([base + so, base + to]);
         e.special.push(false);
       }
     }
   }
 
-  private encodeRaw(text: string): Encoded {
+  /**
+   * Splits on added tokens, then encodes the text between them. With `allowed`, special added
+   * tokens outside it are plain text (e.g. to keep user input from injecting control tokens).
+   */
+  private encodeRaw(text: string, allowed?: "all" | Set<string>): Encoded {
     const e: Encoded = { ids: [], typeIds: [], offsets: [], special: [] };
     if (!this.addedRegex) {
       this.encodeSegment(text, 0, e);
@@ -577,6 +576,7 @@ export class HfTokenizer extends BaseTokenizer {
     let start = 0;
     for (const m of text.matchAll(this.addedRegex)) {
       const tok = this.addedByContent.get(m[0])!;
+      if (tok.special && allowed !== undefined && allowed !== "all" && !allowed.has(tok.content)) continue;
       let a = m.index;
       let b = m.index + m[0].length;
       if (tok.lstrip) while (a > start && /\s/.test(text[a - 1])) a--;
@@ -592,8 +592,8 @@ export class HfTokenizer extends BaseTokenizer {
     return e;
   }
 
-  override encodeParts(text: string): Parts {
-    return this.encodeRaw(text);
+  override encodeParts(text: string, allowedSpecial?: "all" | Set<string>): Parts {
+    return this.encodeRaw(text, allowedSpecial);
   }
 
   override postProcessParts(
@@ -608,14 +608,14 @@ export class HfTokenizer extends BaseTokenizer {
   /** Full encoding with type ids, attention mask, offsets; `pair` for sentence pairs. */
   encodeWithOffsets(
     text: string,
-    opts: { pair?: string; addSpecialTokens?: boolean } = {},
+    opts: { pair?: string; addSpecialTokens?: boolean; allowedSpecial?: "all" | Set<string> } = {},
   ): EncodingWithOffsets {
     if (typeof text !== "string")
       throw new TypeformerError("INVALID_ARGUMENT", `text must be a string; received ${show(text)}`, {
         value: text,
       });
-    const a = this.encodeRaw(text);
-    let b = opts.pair !== undefined ? this.encodeRaw(opts.pair) : null;
+    const a = this.encodeRaw(text, opts.allowedSpecial);
+    let b = opts.pair !== undefined ? this.encodeRaw(opts.pair, opts.allowedSpecial) : null;
     let e: Encoded;
     if ((opts.addSpecialTokens ?? true) && this.postProcessor) e = this.postProcessor(a, b);
     else {
@@ -640,7 +640,10 @@ export class HfTokenizer extends BaseTokenizer {
   }
 
   encode(text: string, opts?: EncodeOptions): number[] {
-    return this.encodeWithOffsets(text, { addSpecialTokens: opts?.addSpecialTokens }).ids;
+    return this.encodeWithOffsets(text, {
+      addSpecialTokens: opts?.addSpecialTokens,
+      allowedSpecial: opts?.allowedSpecial,
+    }).ids;
   }
 
   decode(ids: ArrayLike<number>, opts?: DecodeOptions): string {
