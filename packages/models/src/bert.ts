@@ -16,7 +16,7 @@ import {
   splitHeads,
   TransposedCache,
 } from "./layers.js";
-import { registerArchitecture } from "./registry.js";
+import { registerArchitecture, rejectUnsupported } from "./registry.js";
 import type {
   ArchitectureSpec,
   EncoderForwardOptions,
@@ -335,6 +335,8 @@ export const BERT_SPEC: ArchitectureSpec<BertConfig> = {
     { key: "withClassifier", hf: null, type: "boolean" },
   ],
   readHF(json, c) {
+    rejectUnsupported(json, "position_embedding_type", ["absolute"], "bert");
+    rejectUnsupported(json, "is_decoder", [false], "bert");
     const labels = json.id2label;
     if (labels !== undefined && (typeof labels !== "object" || labels === null || Array.isArray(labels))) {
       throw new TypeformerError(

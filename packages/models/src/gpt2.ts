@@ -17,7 +17,7 @@ import {
   splitHeads,
   TransposedCache,
 } from "./layers.js";
-import { registerArchitecture } from "./registry.js";
+import { registerArchitecture, rejectUnsupported } from "./registry.js";
 import type {
   ArchitectureSpec,
   CausalLM,
@@ -236,6 +236,12 @@ export const GPT2_SPEC: ArchitectureSpec<GPT2Config> = {
     { key: "eosTokenId", hf: "eos_token_id", type: "integer|null" },
     { key: "tieWordEmbeddings", hf: "tie_word_embeddings", type: "boolean" },
   ],
+  readHF(json, c) {
+    rejectUnsupported(json, "scale_attn_weights", [true], "gpt2");
+    rejectUnsupported(json, "scale_attn_by_inverse_layer_idx", [false], "gpt2");
+    rejectUnsupported(json, "reorder_and_upcast_attn", [false], "gpt2");
+    return c;
+  },
   hfExtras: (c) => ({
     architectures: ["GPT2LMHeadModel"],
     n_ctx: c.maxPositions,

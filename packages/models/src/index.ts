@@ -18,6 +18,7 @@ export {
   getArchitecture,
   parameterCount,
   registerArchitecture,
+  rejectUnsupported,
   resolveConfig,
   supportedModelTypes,
 } from "./registry.js";

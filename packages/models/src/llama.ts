@@ -9,7 +9,7 @@ import { attend } from "./attend.js";
 import { BaseModel } from "./base.js";
 import { createKVCache, decoderInputs } from "./decoder.js";
 import { activation, embed, linear, mergeHeads, rmsNorm, splitHeads, TransposedCache } from "./layers.js";
-import { registerArchitecture } from "./registry.js";
+import { registerArchitecture, rejectUnsupported } from "./registry.js";
 import type {
   ArchitectureSpec,
   CausalLM,
@@ -251,6 +251,11 @@ export const LLAMA_SPEC: ArchitectureSpec<LlamaConfig> = {
     { key: "eosTokenId", hf: "eos_token_id", type: "integer|null" },
     { key: "padTokenId", hf: "pad_token_id", type: "integer|null" },
   ],
+  readHF(json, c) {
+    rejectUnsupported(json, "rope_scaling", [null], "llama");
+    rejectUnsupported(json, "pretraining_tp", [1], "llama");
+    return c;
+  },
   hfExtras: (c) => ({
     architectures: ["LlamaForCausalLM"],
     num_key_value_heads: c.numKvHeads ?? c.numHeads,

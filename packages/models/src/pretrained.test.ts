@@ -112,6 +112,16 @@ describe("configs", () => {
       /unknown preset "gpt5"/,
     );
     expect(supportedModelTypes()).toEqual(["bert", "gpt2", "llama", "t5"]);
+    await expectCode(
+      () => configFromHF({ model_type: "llama", rope_scaling: { type: "linear", factor: 2 } }),
+      "INVALID_CONFIG",
+      /rope_scaling = \{"type":"linear","factor":2\} is not supported/,
+    );
+    await expectCode(
+      () => configFromHF({ model_type: "bert", position_embedding_type: "relative_key" }),
+      "INVALID_CONFIG",
+      /position_embedding_type = "relative_key" is not supported/,
+    );
   });
 });
 
@@ -210,6 +220,21 @@ describeEachBackend("fromPretrained errors", () => {
     const dir = await variant("badjson", () => {});
     await writeFile(path.join(dir, "config.json"), "{ nope");
     await expectCode(fromPretrained(dir), "INVALID_CONFIG", /not valid JSON/);
+  });
+
+  it("loads a sharded checkpoint (index + shards)", async () => {
+    const ref = await fromPretrained<CausalLM>(GPT2);
+    const dir = path.join(tmp, "sharded");
+    await ref.save(dir, { maxShardBytes: 40_000 });
+    const files = (await import("node:fs/promises")).readdir(dir);
+    expect((await files).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(
+      1,
+    );
+    const m = await fromPretrained<CausalLM>(dir);
+    for (const [k, v] of ref.namedParameters())
+      expect(m.namedParameters().get(k)!.dataSync(), k).toEqual(v.dataSync());
+    m.dispose();
+    ref.dispose();
   });
 
   it("loading and disposing leaks nothing", async () => {

@@ -95,6 +95,23 @@ export function resolveConfig<C extends BaseModelConfig = BaseModelConfig>(
   return out as unknown as C;
 }
 
+/** Throws INVALID_CONFIG when config.json sets `key` to something other than the supported values. */
+export function rejectUnsupported(
+  json: Record<string, unknown>,
+  key: string,
+  supported: unknown[],
+  modelType: string,
+): void {
+  if (!(key in json)) return;
+  const v = json[key];
+  if (supported.some((s) => s === v)) return;
+  throw new TypeformerError(
+    "INVALID_CONFIG",
+    `${modelType}: config field ${key} = ${describeValue(v)} is not supported (supported: ${supported.map((s) => describeValue(s)).join(", ")})`,
+    { field: key, value: v, supported },
+  );
+}
+
 /** Reads a Hugging Face config.json object into our flat config (unknown HF keys are ignored). */
 export function configFromHF(json: unknown): BaseModelConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
