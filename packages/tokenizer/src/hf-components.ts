@@ -24,7 +24,10 @@ const bool = (v: unknown, dflt: boolean) => (typeof v === "boolean" ? v : dflt);
 
 // ---------- normalizers ----------
 
-export type Normalizer = (s: string) => string;
+/** `charwise`: the normalizer maps each code point independently (offsets can be aligned exactly). */
+export type Normalizer = ((s: string) => string) & { charwise?: boolean };
+
+const charwise = (f: (s: string) => string): Normalizer => Object.assign(f, { charwise: true });
 
 const RE_MN = /\p{Mn}/gu;
 const RE_CONTROL = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}]/u;
@@ -83,12 +86,12 @@ export function buildNormalizer(j: unknown, field = "normalizer"): Normalizer | 
         stripAccents: typeof o.strip_accents === "boolean" ? o.strip_accents : lowercase,
         lowercase,
       };
-      return (s) => bertNormalize(s, opts);
+      return charwise((s) => bertNormalize(s, opts));
     }
     case "Lowercase":
-      return (s) => s.toLowerCase();
+      return charwise((s) => s.toLowerCase());
     case "StripAccents":
-      return (s) => s.replace(RE_MN, "");
+      return charwise((s) => s.replace(RE_MN, ""));
     case "NFC":
     case "NFD":
     case "NFKC":
@@ -117,7 +120,9 @@ export function buildNormalizer(j: unknown, field = "normalizer"): Normalizer | 
       const parts = arr(o.normalizers, `${field}.normalizers`).map((n, i) =>
         buildNormalizer(n, `${field}.normalizers[${i}]`),
       );
-      return (s) => parts.reduce((acc, f) => (f ? f(acc) : acc), s);
+      const f: Normalizer = (s) => parts.reduce((acc, g) => (g ? g(acc) : acc), s);
+      f.charwise = parts.every((g) => !g || g.charwise);
+      return f;
     }
     default:
       throw invalidTokenizer(`${field}.type`, "a supported normalizer", type);

@@ -139,6 +139,13 @@ describe("WordPiece details", () => {
       const [a, b] = e.offsets[i];
       expect(text.slice(a, b).toLowerCase()).toBe(e.tokens[i].replace(/^##/, ""));
     }
+    // BertNormalizer pads CJK characters with spaces and strips accents: offsets still index the input
+    const cjk = "Ünïcödé 中文 text";
+    const ce = wp.encodeWithOffsets(cjk, { addSpecialTokens: false });
+    const spans = ce.offsets.map(([a, b]) => cjk.slice(a, b));
+    expect(spans).toContain("中");
+    expect(spans).toContain("文");
+    expect(spans.join("").replace(/\s/g, "")).toBe(cjk.replace(/\s/g, ""));
     const be = bpe.encodeWithOffsets(text);
     expect(be.offsets.map(([a, b]) => text.slice(a, b)).join("")).toBe(text);
   });

@@ -531,6 +531,29 @@ export class HfTokenizer extends BaseTokenizer {
   /** Normalizes, pre-tokenizes and runs the model on a text segment without added tokens. */
   private encodeSegment(text: string, base: number, e: Encoded): void {
     const norm = this.normalizer ? this.normalizer(text) : text;
+    // align normalized offsets to the input: exact for code-point-wise normalizers
+    let align: Int32Array | null = null;
+    let alignEnd: Int32Array | null = null;
+    if (this.normalizer?.charwise && norm !== text) {
+      const a: number[] = [];
+      const b: number[] = [];
+      let joined = "";
+      for (let i = 0; i < text.length; ) {
+        const w = text.codePointAt(i)! > 0xffff ? 2 : 1;
+        const out = this.normalizer(text.slice(i, i + w));
+        joined += out;
+        for (let k = 0; k < out.length; k++) {
+          a.push(i);
+          b.push(i + w);
+        }
+        i += w;
+      }
+      if (joined === norm) {
+        a.push(text.length);
+        align = Int32Array.from(a);
+        alignEnd = Int32Array.from(b);
+      }
+    }
     let pieces: Piece[] = [{ text: norm, start: 0, end: norm.length }];
     if (this.preTokenizer) pieces = this.preTokenizer.fn(pieces);
     const byteLevel = this.preTokenizer?.byteLevel ?? false;
@@ -553,8 +576,13 @@ export class HfTokenizer extends BaseTokenizer {
         let t = toChar ? toChar[pos] : pos;
         s = Math.max(0, s + prefixShift);
         t = Math.max(0, t + prefixShift);
-        const so = p.start + s;
-        const to = p.start + t;
+        let so = p.start + s;
+        let to = p.start + t;
+        if (align && alignEnd) {
+          const start = align[so];
+          to = to > so ? alignEnd[to - 1] : start;
+          so = start;
+        }
         e.ids.push(ids[k]);
         e.typeIds.push(0);
         e.offsets.push([base + so, base + to]);
