@@ -31,8 +31,12 @@ import { CHAT_SPECIAL_TOKENS, CharTokenizer } from "@typeformer/tokenizer";
 import { Trainer } from "@typeformer/trainer";
 
 const quick = process.argv.includes("--quick");
-const PRETRAIN_STEPS = quick ? 150 : 600;
-const SFT_STEPS = quick ? 60 : 200;
+const arg = (name: string, d: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : d;
+};
+const PRETRAIN_STEPS = arg("pretrain-steps", quick ? 150 : 400);
+const SFT_STEPS = arg("sft-steps", quick ? 60 : 150);
 
 const rng = new Random(7);
 const WORDS =
@@ -152,7 +156,7 @@ async function main(): Promise<void> {
         3,
       ),
       steps: PRETRAIN_STEPS,
-      lr: { maxLr: 2e-3, warmupSteps: 30, minLr: 2e-4 },
+      lr: { maxLr: 3e-3, warmupSteps: 20, minLr: 3e-4 },
       optimizer: { weightDecay: 0.1, beta2: 0.99 },
       gradClip: 1,
     });
@@ -195,7 +199,7 @@ async function main(): Promise<void> {
         outDir: path.join(root, method),
         steps: SFT_STEPS,
         batchSize: 16,
-        lr: method === "lora" ? 3e-3 : 5e-4,
+        lr: method === "lora" ? 5e-3 : 1e-3,
         warmupSteps: 10,
         valFraction: 0.05,
         evalEvery: SFT_STEPS,

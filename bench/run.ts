@@ -7,7 +7,19 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-const BENCHES = ["gemm", "train-step", "decode", "serve", "load-124m", "tokenizer", "attention-memory", "nanogpt"];
+const BENCHES = [
+  "gemm",
+  "train-step",
+  "decode",
+  "serve",
+  "load-124m",
+  "tokenizer",
+  "attention-memory",
+  "nanogpt",
+  "finetune-chat",
+  "finetune-spam",
+  "finetune-g2p",
+];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
