@@ -2,11 +2,12 @@
  * KV-cached greedy decoding tokens/s of the small GPT (nanoGPT CPU config) at batch 1 and 8: tf.js
  * wasm with Typeformer's kernels, stock tf.js wasm, and PyTorch CPU, alternating in one sitting.
  *
- *   pnpm bench decode [--tokens 63] [--rounds 3] [--no-torch]
+ *   pnpm bench decode [--model gpt2|tiny] [--tokens 63] [--rounds 3] [--no-torch]
  */
 import { cpus, loadavg } from "node:os";
 import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
+import { modelsGpt2 } from "./gpt-models.js";
 import { type LayerCache, NANOGPT_CPU, TinyGpt } from "./gpt-tiny.js";
 import { median, TorchChild } from "./torch-child.js";
 
@@ -21,10 +22,17 @@ const cfg = NANOGPT_CPU;
 
 await initBackend({ backend: "wasm" });
 const { variant } = registerWasmKernels();
-const model = new TinyGpt(cfg, 0);
+// --model gpt2 (default): @typeformer/models' GPT-2 with its KV cache; --model tiny: bench/gpt-tiny.ts.
+const modelName = argv.includes("--model") ? argv[argv.indexOf("--model") + 1] : "gpt2";
+const model = modelName === "tiny" ? new TinyGpt(cfg, 0) : modelsGpt2(cfg, 0);
 
 /** Greedy decode of `n` tokens from token 0 for `batch` rows; returns elapsed ms. */
 function decode(batch: number, n: number): number {
+  if (!(model instanceof TinyGpt)) {
+    const t0 = performance.now();
+    model.decode(batch, n);
+    return performance.now() - t0;
+  }
   const caches: LayerCache[] = Array.from({ length: cfg.layers }, () => ({}));
   let tok = tf.zeros([batch, 1], "int32") as tf.Tensor2D;
   const t0 = performance.now();
@@ -61,6 +69,8 @@ for (const batch of [1, 8]) {
     registerWasmKernels();
     if (typeof torch !== "string")
       pt.push((await torch.call<{ ms: number }>({ cmd: "decode", batch, tokens })).ms);
+    if (torch1 && typeof torch1 !== "string")
+      pt1.push((await torch1.call<{ ms: number }>({ cmd: "decode", batch, tokens })).ms);
   }
   const tps = (ms: number[]) => (batch * tokens * 1000) / median(ms);
   const anchor = pt.length ? tps(pt) : undefined;
@@ -83,7 +93,7 @@ if (typeof torch !== "string") torch.close();
 if (torch1 && typeof torch1 !== "string") torch1.close();
 console.log(`ratios from medians; machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
 console.log(
-  `KV-cached greedy decode, ${tokens} tokens per row, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d})`,
+  `KV-cached greedy decode, ${modelName === "tiny" ? "bench/gpt-tiny.ts GPT" : "@typeformer/models GPT-2"}, ${tokens} tokens per row, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d})`,
 );
 console.table(rows);
 model.dispose();

@@ -207,7 +207,12 @@ export class AdamW {
 }
 
 /** One training step; returns the loss value. */
-export function trainStep(model: TinyGpt, opt: AdamW, ids: tf.Tensor2D, targets: tf.Tensor1D): number {
+export function trainStep(
+  model: { variables: tf.Variable[]; loss(ids: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar },
+  opt: AdamW,
+  ids: tf.Tensor2D,
+  targets: tf.Tensor1D,
+): number {
   const { value, grads } = tf.variableGrads(() => model.loss(ids, targets), model.variables);
   const vars: Record<string, tf.Variable> = {};
   for (const v of model.variables) vars[v.name] = v;

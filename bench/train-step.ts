@@ -3,12 +3,13 @@
  * batch 12, vocab 65) in tokens/s: tf.js wasm with Typeformer's SIMD kernels, stock tf.js wasm, and
  * PyTorch CPU (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(2)), alternating in one sitting.
  *
- *   pnpm bench train-step [--steps 6] [--rounds 3] [--no-stock] [--no-relaxed] [--no-threads] [--no-torch] [--profile]
+ *   pnpm bench train-step [--model gpt2|tiny] [--steps 6] [--rounds 3] [--no-stock] [--no-relaxed] [--no-threads] [--no-torch] [--profile]
  */
 
 import { cpus, loadavg } from "node:os";
 import { registerWasmKernels, unregisterWasmKernels, wasmThreadsReady } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
+import { modelsGpt2 } from "./gpt-models.js";
 import { AdamW, NANOGPT_CPU, TinyGpt, trainStep } from "./gpt-tiny.js";
 import { median, TorchChild } from "./torch-child.js";
 
@@ -35,7 +36,9 @@ const targets = tf.tensor1d(
   Array.from({ length: tokensPerStep }, (_, i) => (i * 7 + 1) % cfg.vocab),
   "int32",
 );
-const model = new TinyGpt(cfg, 0);
+// --model gpt2 (default): @typeformer/models' GPT-2; --model tiny: the compact GPT in bench/gpt-tiny.ts.
+const modelName = argv.includes("--model") ? argv[argv.indexOf("--model") + 1] : "gpt2";
+const model = modelName === "tiny" ? new TinyGpt(cfg, 0) : modelsGpt2(cfg, 0);
 const adam = new AdamW();
 
 function timeSteps(n: number): number[] {
@@ -136,7 +139,7 @@ const row = (name: string, ms: number[]) => {
 };
 console.log(`ratios from medians; machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
 console.log(
-  `train step, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d} ctx=${cfg.ctx} batch=${cfg.batch} vocab=${cfg.vocab}), ${tokensPerStep} tokens/step`,
+  `train step, ${modelName === "tiny" ? "bench/gpt-tiny.ts GPT" : "@typeformer/models GPT-2"}, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d} ctx=${cfg.ctx} batch=${cfg.batch} vocab=${cfg.vocab}), ${tokensPerStep} tokens/step`,
 );
 console.table(
   [

@@ -110,8 +110,22 @@ function packA(a: usize, dst: usize, M: i32, K: i32, transA: bool, i0: i32, mr: 
   }
 }
 
-/** 4 x 8 tile: C[0..mr, 0..nr] (+)= packedA(4 x kc) * packedB(kc x 8). */
-function tile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, accumulate: bool, mr: i32, nr: i32, tmp: usize): void {
+/**
+ * 4 x 8 tile: C[0..mr, 0..nr] (+)= packedA(4 x kc) * B(kc x 8), B rows `pbStride` bytes apart (32 for a
+ * packed panel, the row pitch of B when B is read in place).
+ */
+function tile(
+  pa: usize,
+  pb: usize,
+  pbStride: usize,
+  kc: i32,
+  c: usize,
+  ldc: i32,
+  accumulate: bool,
+  mr: i32,
+  nr: i32,
+  tmp: usize,
+): void {
   let c00 = f32x4.splat(0);
   let c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0);
@@ -136,7 +150,7 @@ function tile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, accumulate: boo
     c30 = madd(a, b0, c30);
     c31 = madd(a, b1, c31);
     pa += 16;
-    pb += 32;
+    pb += pbStride;
   }
   const ld = <usize>ldc * 4;
   if (mr == MR && nr == NR) {
@@ -213,18 +227,31 @@ export function gemmRows(
     memory.fill(c + <usize>m0 * <usize>N * 4, 0, <usize>(m1 - m0) * <usize>N * 4);
     return;
   }
+  // Few rows (decoding): packing B would cost as much as the product; read full panels of an
+  // untransposed B in place and pack only a ragged last panel.
+  const direct = transB == 0 && m1 - m0 <= 16;
+  const ldb = <usize>N * 4;
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
-      packB(b, bufB, N, K, transB != 0, jc, nc, pc, kc);
+      if (!direct) packB(b, bufB, N, K, transB != 0, jc, nc, pc, kc);
       const accumulate = pc > 0;
       for (let ic = m0; ic < m1; ic += MR) {
         const mr = min(MR, m1 - ic);
         packA(a, bufA, M, K, transA != 0, ic, mr, pc, kc);
         const crow = c + (<usize>ic * <usize>N + <usize>jc) * 4;
         for (let jr = 0; jr < nc; jr += NR) {
-          tile(bufA, bufB + <usize>(jr * kc) * 4, kc, crow + <usize>jr * 4, N, accumulate, mr, min(NR, nc - jr), tmp);
+          const nr = min(NR, nc - jr);
+          const cp = crow + <usize>jr * 4;
+          if (!direct) {
+            tile(bufA, bufB + <usize>(jr * kc) * 4, 32, kc, cp, N, accumulate, mr, nr, tmp);
+          } else if (nr == NR) {
+            tile(bufA, b + (<usize>pc * <usize>N + <usize>(jc + jr)) * 4, ldb, kc, cp, N, accumulate, mr, nr, tmp);
+          } else {
+            packB(b, bufB, N, K, false, jc + jr, nr, pc, kc);
+            tile(bufA, bufB, 32, kc, cp, N, accumulate, mr, nr, tmp);
+          }
         }
       }
     }
