@@ -3,6 +3,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getEncoding as jsTiktoken } from "js-tiktoken";
+import { get_encoding as tiktokenWasm } from "tiktoken";
 import { describe, expect, it } from "vitest";
 import { mobyDick, sotu } from "./__fixtures__/corpora.js";
 import golden from "./__fixtures__/tiktoken-golden.json";
@@ -48,6 +49,17 @@ describe.each(ENCODINGS)("%s is byte-identical to js-tiktoken", (name) => {
       expect(ids).toEqual(ref.encode(s, [], []));
       // byte-level: lone surrogates cannot be UTF-8 encoded and come back as U+FFFD
       expect(enc.decode(ids)).toBe(s.replace(/\p{Cs}/gu, "\ufffd"));
+    }
+  });
+
+  it("and to tiktoken itself (Rust, the WASM package) on the torture set", () => {
+    const wasm = tiktokenWasm(name);
+    try {
+      for (const s of tortureStrings()) {
+        expect(enc.encode(s, { disallowedSpecial: new Set() })).toEqual([...wasm.encode(s, [], [])]);
+      }
+    } finally {
+      wasm.free();
     }
   });
 
