@@ -214,7 +214,13 @@ export function flopsPerToken(
 
 function tiedHeadParams(config: BaseModelConfig): number {
   const c = config as unknown as Record<string, unknown>;
-  if (c.tieWordEmbeddings === true && typeof c.vocabSize === "number" && typeof c.hiddenSize === "number") {
+  const hasHead = c.withMlmHead !== false; // BERT without its MLM head has no output projection
+  if (
+    c.tieWordEmbeddings === true &&
+    hasHead &&
+    typeof c.vocabSize === "number" &&
+    typeof c.hiddenSize === "number"
+  ) {
     return c.vocabSize * c.hiddenSize;
   }
   return 0;
