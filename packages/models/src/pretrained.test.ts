@@ -317,6 +317,21 @@ describeEachBackend("createModel", () => {
         tf.dispose([x, y]);
         for (const m of [a, b, c]) m.dispose();
       }
+      // Llama with a tied head (TinyLlama-style small models, Qwen-style): no lm_head tensor on disk
+      const tied = createModel<CausalLM>(
+        { modelType: "llama", preset: "tiny", tieWordEmbeddings: true },
+        { seed: 2 },
+      );
+      await tied.save(path.join(tmp, "tied"));
+      const st = await openCheckpoint(path.join(tmp, "tied"));
+      expect(st.has("lm_head.weight")).toBe(false);
+      await st.close();
+      const tied2 = await fromPretrained<CausalLM>(path.join(tmp, "tied"));
+      const [t1, t2] = [tied.forward(ids).logits, tied2.forward(ids).logits];
+      expect(t1.dataSync()).toEqual(t2.dataSync());
+      tf.dispose([t1, t2]);
+      tied.dispose();
+      tied2.dispose();
       const bert = createModel<EncoderModel>({ modelType: "bert", preset: "tiny" }, { seed: 1 });
       const e = bert.embed(ids);
       expect(e.shape).toEqual([1, 32]);
