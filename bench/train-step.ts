@@ -90,6 +90,7 @@ const pt: number[] = [];
 const pt1: number[] = [];
 const relaxed: number[] = [];
 const threaded: number[] = [];
+const relaxedThreaded: number[] = [];
 const withThreads = !flag("no-threads");
 if (withThreads) {
   registerWasmKernels({ threads: 2 });
@@ -111,7 +112,10 @@ for (let r = 0; r < rounds; r++) {
   if (withThreads) {
     registerWasmKernels({ threads: 2 });
     if (await wasmThreadsReady()) threaded.push(...timeSteps(steps));
-    registerWasmKernels({ threads: 1 });
+    if (!flag("no-relaxed") && registerWasmKernels({ variant: "relaxed-simd" }).variant === "relaxed-simd") {
+      if (await wasmThreadsReady()) relaxedThreaded.push(...timeSteps(steps));
+    }
+    registerWasmKernels({ variant, threads: 1 });
   }
   if (!flag("no-stock") && r === 0) {
     unregisterWasmKernels();
@@ -146,6 +150,7 @@ console.table(
     row(`tf.js wasm + Typeformer kernels (${variant})`, ours),
     row("tf.js wasm + Typeformer kernels (relaxed-simd, V8 flag set at run time)", relaxed),
     row(`tf.js wasm + Typeformer kernels (${variant}, 2 GEMM threads)`, threaded),
+    row("tf.js wasm + Typeformer kernels (relaxed-simd, 2 GEMM threads)", relaxedThreaded),
     row("tf.js wasm, stock kernels", stock),
     typeof torch !== "string"
       ? row(`PyTorch ${torch.info.torch} CPU (${torch.info.threads} threads, OpenBLAS 1 thread)`, pt)
