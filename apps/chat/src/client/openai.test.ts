@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MOCK_REPLY, type MockServer, mockTokenize, startMockOpenAI } from "../testing/mock-openai.js";
-import { ChatApiError, listModels, normalizeAttention, type StreamEvent, streamChat } from "./openai.js";
+import {
+  ChatApiError,
+  fitToContext,
+  listModels,
+  normalizeAttention,
+  type StreamEvent,
+  streamChat,
+  streamCompletion,
+} from "./openai.js";
 import { SseParser } from "./sse.js";
 
 describe("SseParser", () => {
@@ -71,6 +79,30 @@ describe("streamChat against an OpenAI-compatible server", () => {
     });
   });
 
+  it("streams a plain-text continuation from /v1/completions with legacy logprobs", async () => {
+    const events: StreamEvent[] = [];
+    for await (const ev of streamCompletion({
+      baseUrl: mock.url,
+      model: "mock-moby",
+      prompt: "Call me",
+      sampling: { max_tokens: 6, temperature: 0 },
+      topLogprobs: 3,
+    }))
+      events.push(ev);
+    const deltas = events.filter((e) => e.type === "delta");
+    expect(deltas.map((d) => d.content)).toEqual(mockTokenize(MOCK_REPLY).slice(0, 6));
+    const first = deltas[0].logprobs[0];
+    expect(first.token).toBe("Call");
+    expect(first.top_logprobs.map((t) => t.token)).toEqual(["Call", " the", " a"]);
+    expect(events.find((e) => e.type === "finish")).toEqual({ type: "finish", reason: "length" });
+    expect(mock.stats.lastBody).toMatchObject({
+      prompt: "Call me",
+      logprobs: 3,
+      max_tokens: 6,
+      stream: true,
+    });
+  });
+
   it("abort closes the connection: the server sees a cancelled stream", async () => {
     const slow = await startMockOpenAI({ tokenDelayMs: 30 });
     try {
@@ -121,6 +153,20 @@ describe("streamChat against an OpenAI-compatible server", () => {
     const down = await first("hi", "http://127.0.0.1:9");
     expect(down.kind).toBe("network");
     expect(down.message).toMatch(/Cannot reach the server at http:\/\/127\.0\.0\.1:9/);
+  });
+});
+
+describe("fitToContext", () => {
+  it("leaves requests alone when the context length is unknown", () => {
+    expect(fitToContext("abc", 500, undefined)).toEqual({ prompt: "abc", maxTokens: 500 });
+  });
+  it("caps max_tokens at the context and keeps the prompt's tail within the room left", () => {
+    const text = "x".repeat(100) + "Call me Ishmael.";
+    expect(fitToContext(text, 200, 64)).toEqual({ prompt: text.slice(-32), maxTokens: 64 });
+    expect(fitToContext(text, 10, 64)).toEqual({ prompt: text.slice(-54), maxTokens: 10 });
+    expect(fitToContext("short", 10, 64)).toEqual({ prompt: "short", maxTokens: 10 });
+    // cuts between code points, never inside a surrogate pair
+    expect(fitToContext("🐋🐋🐋", 2, 4)).toEqual({ prompt: "🐋🐋", maxTokens: 2 });
   });
 });
 

@@ -140,19 +140,56 @@ export async function errorFromResponse(res: Response): Promise<ChatApiError> {
     readable = `The server refused the API key (${res.status}). Set the key in Settings.${message ? ` ${message}` : ""}`;
   } else if (res.status === 404) {
     readable = `Not found (404): ${message || res.url}`;
-  } else if (res.status === 400 && /context|too long|maximum|tokens/i.test(message)) {
+  } else if (
+    res.status === 400 &&
+    (code === "context_length_exceeded" || /context|too long/i.test(message))
+  ) {
     readable = `The conversation is too long for this model: ${message.replace(/[.\s]*$/, ".")} Clear the chat or lower max tokens.`;
+  } else if (res.status === 400 || res.status === 422) {
+    readable = `The server rejected the request: ${message || "(no message)"}`;
   } else {
     readable = `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ""}: ${message || "(no message)"}`;
   }
   return new ChatApiError(readable, "http", res.status, code, retry);
 }
 
+export interface ModelInfo {
+  id: string;
+  /** context length in tokens, when the server says (`max_model_len`, as vLLM and our server do) */
+  maxModelLen?: number;
+}
+
+/** `GET /v1/models` → the models with their context length when the server reports it. */
+export async function listModelInfo(opts: ClientOptions): Promise<ModelInfo[]> {
+  const res = await send(apiUrl(opts.baseUrl, "/v1/models"), { headers: headers(opts) }, opts);
+  const body = (await res.json()) as { data?: { id: string; max_model_len?: unknown }[] };
+  return (body.data ?? []).map((m) => {
+    const info: ModelInfo = { id: String(m.id) };
+    if (typeof m.max_model_len === "number" && m.max_model_len > 0) info.maxModelLen = m.max_model_len;
+    return info;
+  });
+}
+
 /** `GET /v1/models` → model ids. */
 export async function listModels(opts: ClientOptions): Promise<string[]> {
-  const res = await send(apiUrl(opts.baseUrl, "/v1/models"), { headers: headers(opts) }, opts);
-  const body = (await res.json()) as { data?: { id: string }[] };
-  return (body.data ?? []).map((m) => m.id);
+  return (await listModelInfo(opts)).map((m) => m.id);
+}
+
+/**
+ * Fits a "continue text" request into a small context: `max_tokens` at most the context, and the prompt cut
+ * to its tail so that at least half the context (or `max_tokens`, if smaller) stays free for the reply. The
+ * prompt is cut in characters (a token holds at least one), so it never exceeds its share.
+ */
+export function fitToContext(
+  prompt: string,
+  maxTokens: number | undefined,
+  maxModelLen: number | undefined,
+): { prompt: string; maxTokens: number | undefined } {
+  if (!maxModelLen) return { prompt, maxTokens };
+  const mt = Math.max(1, Math.min(maxTokens ?? maxModelLen, maxModelLen));
+  const room = Math.max(1, maxModelLen - Math.min(mt, Math.floor(maxModelLen / 2)));
+  const chars = [...prompt];
+  return { prompt: chars.length > room ? chars.slice(-room).join("") : prompt, maxTokens: mt };
 }
 
 function normalizeLogprobs(raw: unknown): TokenLogprob[] {
@@ -167,28 +204,19 @@ function normalizeLogprobs(raw: unknown): TokenLogprob[] {
   }));
 }
 
-/**
- * `POST /v1/chat/completions` with `stream: true`: yields text deltas (with their tokens' logprobs when
- * asked), the finish reason and the usage as they arrive. Aborting `signal` closes the connection, which
- * makes our server cancel the generation; the generator then throws a ChatApiError of kind "aborted".
- */
-export async function* streamChat(req: ChatRequest): AsyncGenerator<StreamEvent> {
-  const body: Record<string, unknown> = {
-    model: req.model,
-    messages: req.messages,
-    stream: true,
-    stream_options: { include_usage: true },
-  };
-  for (const [k, v] of Object.entries(req.sampling ?? {})) if (v !== undefined && v !== null) body[k] = v;
-  if (req.topLogprobs && req.topLogprobs > 0) {
-    body.logprobs = true;
-    body.top_logprobs = req.topLogprobs;
-  }
-  const res = await send(
-    apiUrl(req.baseUrl, "/v1/chat/completions"),
-    { method: "POST", headers: { ...headers(req), accept: "text/event-stream" }, body: JSON.stringify(body) },
-    req,
-  );
+interface StreamChunk {
+  error?: { message?: string };
+  choices?: {
+    delta?: { content?: string | null };
+    text?: string | null;
+    logprobs?: unknown;
+    finish_reason?: string | null;
+  }[];
+  usage?: Usage | null;
+}
+
+/** Reads an SSE response of JSON chunks until `[DONE]`; cancels the body if the consumer stops early. */
+async function* readChunks(res: Response, signal?: AbortSignal): AsyncGenerator<StreamChunk> {
   if (!res.body) throw new ChatApiError("The server sent an empty response.", "protocol");
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   const parser = new SseParser();
@@ -199,7 +227,7 @@ export async function* streamChat(req: ChatRequest): AsyncGenerator<StreamEvent>
       try {
         chunk = await reader.read();
       } catch (err) {
-        if (isAbort(err) || req.signal?.aborted) throw new ChatApiError("Stopped.", "aborted");
+        if (isAbort(err) || signal?.aborted) throw new ChatApiError("Stopped.", "aborted");
         throw new ChatApiError(
           `The connection dropped mid-reply (${err instanceof Error ? err.message : String(err)}).`,
           "network",
@@ -212,15 +240,7 @@ export async function* streamChat(req: ChatRequest): AsyncGenerator<StreamEvent>
           done = true;
           break;
         }
-        let json: {
-          error?: { message?: string };
-          choices?: {
-            delta?: { content?: string | null };
-            logprobs?: unknown;
-            finish_reason?: string | null;
-          }[];
-          usage?: Usage | null;
-        };
+        let json: StreamChunk;
         try {
           json = JSON.parse(ev.data);
         } catch {
@@ -228,19 +248,99 @@ export async function* streamChat(req: ChatRequest): AsyncGenerator<StreamEvent>
         }
         if (json.error)
           throw new ChatApiError(`The server stopped with an error: ${json.error.message}`, "http");
-        const choice = json.choices?.[0];
-        if (choice) {
-          const content = choice.delta?.content ?? "";
-          const logprobs = normalizeLogprobs(choice.logprobs);
-          if (content !== "" || logprobs.length > 0) yield { type: "delta", content, logprobs };
-          if (choice.finish_reason) yield { type: "finish", reason: choice.finish_reason };
-        }
-        if (json.usage) yield { type: "usage", usage: json.usage };
+        yield json;
       }
     }
   } finally {
     if (!done) await reader.cancel().catch(() => {});
     else reader.releaseLock();
+  }
+}
+
+function requestBody(req: { model: string; sampling?: SamplingOptions }): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    model: req.model,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  for (const [k, v] of Object.entries(req.sampling ?? {})) if (v !== undefined && v !== null) body[k] = v;
+  return body;
+}
+
+/**
+ * `POST /v1/chat/completions` with `stream: true`: yields text deltas (with their tokens' logprobs when
+ * asked), the finish reason and the usage as they arrive. Aborting `signal` closes the connection, which
+ * makes our server cancel the generation; the generator then throws a ChatApiError of kind "aborted".
+ */
+export async function* streamChat(req: ChatRequest): AsyncGenerator<StreamEvent> {
+  const body: Record<string, unknown> = { ...requestBody(req), messages: req.messages };
+  if (req.topLogprobs && req.topLogprobs > 0) {
+    body.logprobs = true;
+    body.top_logprobs = req.topLogprobs;
+  }
+  const res = await send(
+    apiUrl(req.baseUrl, "/v1/chat/completions"),
+    { method: "POST", headers: { ...headers(req), accept: "text/event-stream" }, body: JSON.stringify(body) },
+    req,
+  );
+  for await (const json of readChunks(res, req.signal)) {
+    const choice = json.choices?.[0];
+    if (choice) {
+      const content = choice.delta?.content ?? "";
+      const logprobs = normalizeLogprobs(choice.logprobs);
+      if (content !== "" || logprobs.length > 0) yield { type: "delta", content, logprobs };
+      if (choice.finish_reason) yield { type: "finish", reason: choice.finish_reason };
+    }
+    if (json.usage) yield { type: "usage", usage: json.usage };
+  }
+}
+
+export interface CompletionRequest extends ClientOptions {
+  model: string;
+  /** The text to continue. */
+  prompt: string;
+  sampling?: SamplingOptions;
+  topLogprobs?: number;
+}
+
+/** The legacy completions logprobs shape: parallel arrays, alternatives as {token: logprob} maps. */
+function legacyLogprobs(raw: unknown): TokenLogprob[] {
+  const r = raw as {
+    tokens?: string[];
+    token_logprobs?: number[];
+    top_logprobs?: (Record<string, number> | null)[];
+  };
+  if (!r || !Array.isArray(r.tokens)) return [];
+  return r.tokens.map((token, i) => ({
+    token: String(token),
+    logprob: Number(r.token_logprobs?.[i] ?? 0),
+    top_logprobs: Object.entries(r.top_logprobs?.[i] ?? {})
+      .map(([t, lp]) => ({ token: t, logprob: Number(lp) }))
+      .sort((a, b) => b.logprob - a.logprob),
+  }));
+}
+
+/**
+ * `POST /v1/completions` with `stream: true`: continues `prompt` as a plain text (for base models that
+ * were never taught a chat format). Same events as streamChat.
+ */
+export async function* streamCompletion(req: CompletionRequest): AsyncGenerator<StreamEvent> {
+  const body: Record<string, unknown> = { ...requestBody(req), prompt: req.prompt };
+  if (req.topLogprobs && req.topLogprobs > 0) body.logprobs = req.topLogprobs;
+  const res = await send(
+    apiUrl(req.baseUrl, "/v1/completions"),
+    { method: "POST", headers: { ...headers(req), accept: "text/event-stream" }, body: JSON.stringify(body) },
+    req,
+  );
+  for await (const json of readChunks(res, req.signal)) {
+    const choice = json.choices?.[0];
+    if (choice) {
+      const content = choice.text ?? "";
+      const logprobs = legacyLogprobs(choice.logprobs);
+      if (content !== "" || logprobs.length > 0) yield { type: "delta", content, logprobs };
+      if (choice.finish_reason) yield { type: "finish", reason: choice.finish_reason };
+    }
+    if (json.usage) yield { type: "usage", usage: json.usage };
   }
 }
 

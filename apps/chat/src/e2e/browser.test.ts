@@ -186,6 +186,23 @@ describe.skipIf(!haveChromium)("chat page in a real browser (mock server)", () =
     expect(await page.getByTestId("assistant-message").count()).toBe(0);
   });
 
+  it("continue-text mode sends the running text to /v1/completions", async () => {
+    await page.getByLabel("Mode", { exact: true }).selectOption("complete");
+    await page.getByLabel("Message", { exact: true }).fill("Call me");
+    await page.keyboard.press("Enter");
+    await page.getByTestId("stop").waitFor({ state: "visible" });
+    await page.getByTestId("send").waitFor({ state: "visible", timeout: 15_000 });
+    expect(await lastReply().textContent()).toMatch(/^Call me Ishmael\./);
+    expect(mock.stats.lastBody).toMatchObject({ prompt: "Call me", logprobs: 5, stream: true });
+    expect(mock.stats.lastBody?.messages).toBeUndefined();
+    if (!(await page.getByTestId("look-inside").isVisible()))
+      await page.getByTestId("look-inside-toggle").click();
+    await page.getByRole("tab", { name: "Tokens" }).click();
+    expect(await page.getByTestId("token-stream").locator("button").count()).toBeGreaterThan(20);
+    await page.getByLabel("Mode", { exact: true }).selectOption("chat");
+    await page.getByRole("button", { name: "Clear" }).click();
+  });
+
   it("works by keyboard alone, and every control has a label", async () => {
     await page.reload();
     await expect.poll(() => page.getByTestId("server-status").textContent()).toBe("connected");

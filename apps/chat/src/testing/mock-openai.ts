@@ -131,11 +131,12 @@ export async function startMockOpenAI(
         attentions,
       });
     }
-    if (path === "/v1/chat/completions" && req.method === "POST") {
+    const legacy = path === "/v1/completions";
+    if ((path === "/v1/chat/completions" || legacy) && req.method === "POST") {
       stats.requests++;
       stats.lastBody = body;
       const messages = (body.messages ?? []) as { role: string; content: string }[];
-      const last = messages[messages.length - 1]?.content ?? "";
+      const last = legacy ? String(body.prompt ?? "") : (messages[messages.length - 1]?.content ?? "");
       if (last.includes("/429"))
         return err(res, 429, "the request queue is full (64 waiting)", "rate_limit_exceeded", {
           "retry-after": "2",
@@ -151,7 +152,13 @@ export async function startMockOpenAI(
       const tokens = mockTokenize(MOCK_REPLY).slice(0, maxTokens);
       const finish = tokens.length < mockTokenize(MOCK_REPLY).length ? "length" : "stop";
       const id = `chatcmpl-mock${stats.requests}`;
-      const top = typeof body.top_logprobs === "number" ? body.top_logprobs : 0;
+      const top = legacy
+        ? typeof body.logprobs === "number"
+          ? body.logprobs
+          : 0
+        : typeof body.top_logprobs === "number"
+          ? body.top_logprobs
+          : 0;
       if (!body.stream) {
         stats.completed++;
         return json(res, 200, {
@@ -176,31 +183,43 @@ export async function startMockOpenAI(
           stats.cancelled++;
         }
       });
-      const chunk = (delta: object, finishReason: string | null, logprobs: unknown = null) =>
-        `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model, choices: [{ index: 0, delta, logprobs, finish_reason: finishReason }] })}\n\n`;
-      res.write(chunk({ role: "assistant", content: "" }, null));
+      const chunk = (delta: { content?: string }, finishReason: string | null, logprobs: unknown = null) =>
+        legacy
+          ? `data: ${JSON.stringify({ id, object: "text_completion", created: 0, model, choices: [{ index: 0, text: delta.content ?? "", logprobs, finish_reason: finishReason }] })}\n\n`
+          : `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: 0, model, choices: [{ index: 0, delta, logprobs, finish_reason: finishReason }] })}\n\n`;
+      if (!legacy) res.write(chunk({ role: "assistant", content: "" } as { content: string }, null));
       for (let i = 0; i < tokens.length; i++) {
         await new Promise((r) => setTimeout(r, delay));
         if (closed) return;
         const lp = pseudoLogprob(i);
-        const logprobs = body.logprobs
-          ? {
-              content: [
-                {
-                  token: tokens[i],
-                  logprob: lp,
-                  bytes: null,
-                  top_logprobs: [
-                    { token: tokens[i], logprob: lp },
-                    { token: " the", logprob: Math.log((1 - Math.exp(lp)) * 0.5) },
-                    { token: " a", logprob: Math.log((1 - Math.exp(lp)) * 0.25) },
-                    { token: ",", logprob: Math.log((1 - Math.exp(lp)) * 0.15) },
-                    { token: " whale", logprob: Math.log((1 - Math.exp(lp)) * 0.05) },
-                  ].slice(0, top),
-                },
-              ],
-            }
-          : null;
+        const alts = [
+          { token: tokens[i], logprob: lp },
+          { token: " the", logprob: Math.log((1 - Math.exp(lp)) * 0.5) },
+          { token: " a", logprob: Math.log((1 - Math.exp(lp)) * 0.25) },
+          { token: ",", logprob: Math.log((1 - Math.exp(lp)) * 0.15) },
+          { token: " whale", logprob: Math.log((1 - Math.exp(lp)) * 0.05) },
+        ].slice(0, top);
+        const logprobs = legacy
+          ? top > 0
+            ? {
+                tokens: [tokens[i]],
+                token_logprobs: [lp],
+                top_logprobs: [Object.fromEntries(alts.map((a) => [a.token, a.logprob]))],
+                text_offset: [0],
+              }
+            : null
+          : body.logprobs
+            ? {
+                content: [
+                  {
+                    token: tokens[i],
+                    logprob: lp,
+                    bytes: null,
+                    top_logprobs: alts,
+                  },
+                ],
+              }
+            : null;
         res.write(chunk({ content: tokens[i] }, null, logprobs));
       }
       res.write(chunk({}, finish));

@@ -3,8 +3,11 @@ import {
   ChatApiError,
   type ChatMessage,
   describeError,
-  listModels,
+  fitToContext,
+  listModelInfo,
+  type ModelInfo,
   streamChat,
+  streamCompletion,
   type TokenLogprob,
   type Usage,
 } from "../../src/client/openai.js";
@@ -25,10 +28,18 @@ interface Message {
 
 type ServerState =
   | { kind: "checking" }
-  | { kind: "ok"; models: string[] }
+  | { kind: "ok"; models: string[]; info: ModelInfo[] }
   | { kind: "down"; message: string };
 
 let nextId = 1;
+
+/** "Continue text" mode: the conversation is one text, each turn appended to the last. */
+function documentOf(messages: Message[]): string {
+  return messages
+    .filter((m) => !m.error)
+    .map((m) => m.content)
+    .join("");
+}
 
 export function App() {
   const [settings, setSettingsState] = useState<Settings>(loadSettings);
@@ -38,7 +49,7 @@ export function App() {
   const [streaming, setStreaming] = useState(false);
   const [insideOpen, setInsideOpen] = useState(false);
   const [insideTab, setInsideTab] = useState<InsideTab>("tokens");
-  const [sidebarOpen, setSidebarOpen] = useState(true);
+  const [sidebarOpen, setSidebarOpen] = useState(() => window.innerWidth > 900);
   const [copied, setCopied] = useState<number | null>(null);
   const abortRef = useRef<AbortController | null>(null);
   const logRef = useRef<HTMLDivElement>(null);
@@ -54,8 +65,9 @@ export function App() {
   const refreshModels = useCallback(async () => {
     setServer({ kind: "checking" });
     try {
-      const models = await listModels({ baseUrl: settings.baseUrl, apiKey: settings.apiKey || undefined });
-      setServer({ kind: "ok", models });
+      const info = await listModelInfo({ baseUrl: settings.baseUrl, apiKey: settings.apiKey || undefined });
+      const models = info.map((m) => m.id);
+      setServer({ kind: "ok", models, info });
       if (models.length > 0 && !models.includes(settings.model)) setSettings({ model: models[0] });
     } catch (e) {
       setServer({ kind: "down", message: describeError(e) });
@@ -71,6 +83,10 @@ export function App() {
     if (!el) return;
     if (el.scrollHeight - el.scrollTop - el.clientHeight < 160) el.scrollTop = el.scrollHeight;
   }, [messages]);
+
+  const modelId = settings.model || (server.kind === "ok" ? (server.models[0] ?? "") : "");
+  const contextLength =
+    server.kind === "ok" ? server.info.find((m) => m.id === modelId)?.maxModelLen : undefined;
 
   const generate = async (history: Message[]) => {
     const reply: Message = { id: nextId++, role: "assistant", content: "", logprobs: [] };
@@ -89,15 +105,23 @@ export function App() {
     let finish = "stop";
     let usage: Usage | undefined;
     try {
-      for await (const ev of streamChat({
+      const sampling = samplingFrom(settings);
+      // a small context (the Moby Dick model has 64 characters): never ask for more than fits
+      const fitted = fitToContext(documentOf(history), sampling.max_tokens, contextLength);
+      sampling.max_tokens = fitted.maxTokens;
+      const common = {
         baseUrl: settings.baseUrl,
         apiKey: settings.apiKey || undefined,
-        model: settings.model || (server.kind === "ok" ? (server.models[0] ?? "") : ""),
-        messages: apiMessages,
-        sampling: samplingFrom(settings),
+        model: modelId,
+        sampling,
         topLogprobs: 5,
         signal: ctrl.signal,
-      })) {
+      };
+      const events =
+        settings.mode === "complete"
+          ? streamCompletion({ ...common, prompt: fitted.prompt })
+          : streamChat({ ...common, messages: apiMessages });
+      for await (const ev of events) {
         if (ev.type === "delta") {
           content += ev.content;
           if (ev.logprobs.length > 0) logprobs = logprobs.concat(ev.logprobs);
@@ -215,7 +239,10 @@ export function App() {
         </label>
         <span class={`status ${server.kind}`} role="status" data-testid="server-status">
           <span class="dot" aria-hidden="true" />
-          {server.kind === "checking" ? "connecting…" : server.kind === "ok" ? "connected" : "offline"}
+          <span class="label">
+            {server.kind === "checking" ? "connecting…" : server.kind === "ok" ? "connected" : "offline"}
+          </span>
+          {contextLength !== undefined && <span class="label ctx">· context {contextLength} tokens</span>}
         </span>
         <div class="spacer" />
         <button
@@ -239,6 +266,28 @@ export function App() {
       {sidebarOpen && (
         <aside id="sidebar" class="sidebar" aria-label="Settings">
           <section>
+            <h2>Mode</h2>
+            <label class="sr-only" for="mode">
+              Mode
+            </label>
+            <select
+              id="mode"
+              class="full"
+              value={settings.mode}
+              onChange={(e) =>
+                setSettings({ mode: (e.target as HTMLSelectElement).value as Settings["mode"] })
+              }
+            >
+              <option value="chat">Chat — the model's chat template</option>
+              <option value="complete">Continue text — for base models</option>
+            </select>
+            <small class="help">
+              {settings.mode === "chat"
+                ? "Messages are wrapped in the model's chat format (roles and turns)."
+                : "Your words and the model's form one running text the model keeps writing: right for a model trained on plain text, such as the Moby Dick model."}
+            </small>
+          </section>
+          <section hidden={settings.mode === "complete"}>
             <h2>System prompt</h2>
             <label class="sr-only" for="system-prompt">
               System prompt
@@ -287,9 +336,9 @@ export function App() {
               id="max-tokens"
               label="Max tokens"
               min={1}
-              max={2048}
+              max={contextLength ?? 2048}
               step={1}
-              value={settings.maxTokens}
+              value={contextLength ? Math.min(settings.maxTokens, contextLength) : settings.maxTokens}
               onChange={(v) => setSettings({ maxTokens: v })}
             />
             <div class="field">
@@ -502,9 +551,11 @@ export function App() {
             ref={inputRef}
             rows={2}
             placeholder={
-              server.kind === "ok"
-                ? "Message the model… (Enter to send, Shift+Enter for a new line)"
-                : "Waiting for the server…"
+              server.kind !== "ok"
+                ? "Waiting for the server…"
+                : settings.mode === "complete"
+                  ? "Start a text for the model to continue… (Enter to send)"
+                  : "Message the model… (Enter to send, Shift+Enter for a new line)"
             }
             value={draft}
             onInput={(e) => setDraft((e.target as HTMLTextAreaElement).value)}
@@ -538,10 +589,13 @@ export function App() {
                   content: lastReply.content,
                   logprobs: lastReply.logprobs ?? [],
                   done: lastReply.finish !== undefined && lastReply.finish !== "error",
+                  failed: lastReply.finish === "error",
                 }
               : undefined
           }
           prompt={lastPrompt}
+          mode={settings.mode}
+          document={documentOf(messages)}
           history={messages.map((m) => ({ role: m.role, content: m.content }))}
           baseUrl={settings.baseUrl}
           apiKey={settings.apiKey}

@@ -16,9 +16,13 @@ interface InsideProps {
   tab: InsideTab;
   setTab: (t: InsideTab) => void;
   /** the last assistant reply, if any */
-  reply?: { content: string; logprobs: TokenLogprob[]; done: boolean; id: number };
+  reply?: { content: string; logprobs: TokenLogprob[]; done: boolean; failed: boolean; id: number };
   /** the user message that prompted it */
   prompt?: string;
+  /** "complete": the conversation is one plain text (base models); attention is asked for that text */
+  mode: "chat" | "complete";
+  /** in "complete" mode, the whole text the model continued, reply included */
+  document: string;
   history: ChatMessage[];
   baseUrl: string;
   apiKey: string;
@@ -86,9 +90,11 @@ function TokensView({ reply, temperature, setTab }: InsideProps) {
   if (tokens.length === 0)
     return (
       <p class="empty">
-        {reply.done
-          ? "The server sent no log-probabilities for this reply (it may not support `logprobs`)."
-          : "Waiting for tokens…"}
+        {reply.failed
+          ? "The last reply failed: there are no tokens to show."
+          : reply.done
+            ? "The server sent no log-probabilities for this reply (it may not support `logprobs`)."
+            : "Waiting for tokens…"}
       </p>
     );
   const active = sel !== null ? tokens[sel] : undefined;
@@ -181,13 +187,17 @@ function TokenDetail({ t, temperature, index }: { t: TokenLogprob; temperature: 
   );
 }
 
-function AttentionView({ reply, prompt, baseUrl, apiKey, model, setTab }: InsideProps) {
+function AttentionView({ reply, prompt, baseUrl, apiKey, model, setTab, mode, document: doc }: InsideProps) {
   const [data, setData] = useState<AttentionResult | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(false);
   const [layer, setLayer] = useState(0);
   const [head, setHead] = useState<number>(-1);
-  const text = reply ? `${prompt ?? ""}${prompt ? "\n" : ""}${reply.content}` : "";
+  const text = !reply
+    ? ""
+    : mode === "complete"
+      ? doc
+      : `${prompt ?? ""}${prompt ? "\n" : ""}${reply.content}`;
   const ready = reply?.done === true;
 
   useEffect(() => {
@@ -200,8 +210,9 @@ function AttentionView({ reply, prompt, baseUrl, apiKey, model, setTab }: Inside
       ...(prompt ? [{ role: "user" as const, content: prompt }] : []),
       { role: "assistant", content: reply?.content ?? "" },
     ];
-    // the prompt and reply as the model saw them (chat template); plain text of the reply alone if too long
-    fetchAttention({ ...base, messages })
+    // the prompt and reply as the model saw them (chat template, or the plain text in "complete" mode); the
+    // reply alone if that is too long
+    fetchAttention(mode === "complete" ? base : { ...base, messages })
       .catch((e) => {
         if (e instanceof ChatApiError && e.status === 400 && !ctrl.signal.aborted)
           return fetchAttention({ ...base, text: reply?.content ?? "" });
@@ -219,7 +230,7 @@ function AttentionView({ reply, prompt, baseUrl, apiKey, model, setTab }: Inside
         if (!ctrl.signal.aborted) setLoading(false);
       });
     return () => ctrl.abort();
-  }, [ready, text, baseUrl, apiKey, model]);
+  }, [ready, text, baseUrl, apiKey, model, mode]);
 
   const weights = useMemo(() => {
     if (!data) return null;
@@ -234,6 +245,7 @@ function AttentionView({ reply, prompt, baseUrl, apiKey, model, setTab }: Inside
   }, [data, layer, head]);
 
   if (!reply) return <p class="empty">Send a message: the attention of prompt and reply appears here.</p>;
+  if (reply.failed) return <p class="empty">The last reply failed: there is nothing to look at.</p>;
   if (!ready) return <p class="empty">The heatmap loads when the reply is finished.</p>;
   const nHeads = data?.layers[layer]?.length ?? 0;
   return (

@@ -1,6 +1,8 @@
 import type { SamplingOptions } from "../../src/client/openai.js";
 
 export interface Settings {
+  /** "chat": /v1/chat/completions with roles; "complete": /v1/completions continuing one running text */
+  mode: "chat" | "complete";
   baseUrl: string;
   apiKey: string;
   model: string;
@@ -15,6 +17,7 @@ export interface Settings {
 }
 
 export const DEFAULT_SETTINGS: Settings = {
+  mode: "chat",
   baseUrl: "",
   apiKey: "",
   model: "",
@@ -39,6 +42,9 @@ export function loadSettings(): Settings {
   // ?api=http://host:port points the page at another OpenAI-compatible server
   const api = new URLSearchParams(location.search).get("api");
   if (api !== null) s.baseUrl = api;
+  // ?mode=complete opens the page in "continue text" mode (typeformer chat-ui does so for base models)
+  const mode = new URLSearchParams(location.search).get("mode");
+  if (mode === "chat" || mode === "complete") s.mode = mode;
   return s;
 }
 

@@ -121,7 +121,13 @@ export function registerChatUi(program: Command): void {
       });
       const ui = await startChatUiServer({ apiBase: endpoint.baseUrl, port: opts.port, host: opts.host });
       console.log(`typeformer chat-ui: ${endpoint.description}`);
-      console.log(`\n  Open ${ui.url} in your browser.\n`);
+      // a base model (no chat format in its vocabulary) opens in "continue text" mode
+      const pageUrl = endpoint.chatTemplateWorks === false ? `${ui.url}?mode=complete` : ui.url;
+      console.log(`\n  Open ${pageUrl} in your browser.\n`);
+      if (endpoint.chatTemplateWorks === false)
+        console.log(
+          "  (this model was trained on plain text: the page continues your text instead of chatting)",
+        );
       console.log("  (the page forwards /v1 to the model server; Ctrl-C stops both)");
       let stopping = false;
       const stop = async () => {

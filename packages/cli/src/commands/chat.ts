@@ -22,6 +22,30 @@ export interface ApiEndpoint {
   close?: () => Promise<void>;
   /** what was started, for the banner */
   description: string;
+  /**
+   * For a model directory: false when its tokenizer cannot encode the chat template (a base model trained on
+   * plain text, e.g. a character vocabulary without `<|user|>`): chat in "continue text" mode instead.
+   */
+  chatTemplateWorks?: boolean;
+}
+
+function canChat(tokenizer: {
+  applyChatTemplate?: (
+    m: { role: string; content: string }[],
+    o?: { addGenerationPrompt?: boolean },
+  ) => string;
+  encode: (text: string, o?: { addSpecialTokens?: boolean; allowedSpecial?: "all" }) => number[];
+}): boolean {
+  if (!tokenizer.applyChatTemplate) return true; // the server's plain "role: text" fallback
+  try {
+    const text = tokenizer.applyChatTemplate([{ role: "user", content: "Hi" }], {
+      addGenerationPrompt: true,
+    });
+    tokenizer.encode(text, { addSpecialTokens: false, allowedSpecial: "all" });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -43,6 +67,7 @@ export async function openEndpoint(
   const running = await listen(server, { port: opts.port ?? 0, host: opts.host ?? "127.0.0.1" });
   return {
     baseUrl: running.url,
+    chatTemplateWorks: canChat(loaded.tokenizer as unknown as Parameters<typeof canChat>[0]),
     description: `model "${loaded.id}" from ${target} (backend ${backend.backend}), served at ${running.url}/v1`,
     close: async () => {
       await running.close({ graceMs: 0 });
@@ -62,6 +87,7 @@ interface ChatOpts {
   apiKey?: string;
   backend?: BackendChoice;
   color: boolean;
+  complete?: boolean;
 }
 
 const HELP = [
@@ -88,9 +114,14 @@ export function registerChat(program: Command): void {
     .option("--seed <n>", "sampling seed (same seed, same reply)", int)
     .option("--api-key <key>", "API key for the server (or TYPEFORMER_API_KEY)")
     .option("--backend <name>", "tf.js backend for a model directory: node-gpu, node, wasm or cpu")
+    .option(
+      "--complete",
+      "continue one running text with /v1/completions instead of chatting (for base models; automatic when a model directory's tokenizer cannot encode the chat template)",
+    )
     .option("--no-color", "plain output")
     .action(async (target: string, opts: ChatOpts) => {
-      const { streamChat, listModels, describeError, ChatApiError } = await import("@typeformer/chat-app");
+      const { streamChat, streamCompletion, listModelInfo, fitToContext, describeError, ChatApiError } =
+        await import("@typeformer/chat-app");
       const apiKey = opts.apiKey ?? process.env.TYPEFORMER_API_KEY;
       const color = opts.color && process.stdout.isTTY === true && !process.env.NO_COLOR;
       const paint = (code: string) => (s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -104,9 +135,11 @@ export function registerChat(program: Command): void {
       const endpoint = await openEndpoint(target, { backend: opts.backend, apiKey });
       const client = { baseUrl: endpoint.baseUrl, apiKey };
       let model = opts.model;
+      let contextLength: number | undefined;
       try {
-        const models = await listModels(client);
-        if (!model) model = models[0];
+        const models = await listModelInfo(client);
+        if (!model) model = models[0]?.id;
+        contextLength = models.find((m) => m.id === model)?.maxModelLen;
         if (!model) throw new Error(`the server at ${endpoint.baseUrl} offers no models`);
       } catch (e) {
         await endpoint.close?.();
@@ -122,7 +155,16 @@ export function registerChat(program: Command): void {
       let system = opts.system ?? "";
       let history: { role: "user" | "assistant"; content: string }[] = [];
 
+      const complete = opts.complete === true || endpoint.chatTemplateWorks === false;
       out(`${bold("typeformer chat")} ${dim(`· ${model} · ${endpoint.description}`)}\n`);
+      if (complete)
+        out(
+          dim(
+            opts.complete
+              ? "Continue-text mode: your lines and the model's form one text it keeps writing.\n"
+              : "This model was not taught a chat format (its vocabulary lacks the chat template's tokens): continue-text mode, your lines and its replies form one text it keeps writing.\n",
+          ),
+        );
       out(dim("Type a message. /help lists commands; Ctrl-C stops a reply; Ctrl-D quits.\n"));
 
       const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: cyan("you › ") });
@@ -142,13 +184,23 @@ export function registerChat(program: Command): void {
         let tokens = 0;
         const t0 = performance.now();
         try {
-          for await (const ev of streamChat({
-            ...client,
-            model: model!,
-            messages,
-            sampling,
-            signal: ctrl.signal,
-          })) {
+          // never ask for more than the context holds (the Moby Dick model sees 64 characters)
+          const fitted = fitToContext(
+            history.map((m) => m.content).join(""),
+            sampling.max_tokens,
+            contextLength,
+          );
+          const params = { ...sampling, max_tokens: fitted.maxTokens };
+          const events = complete
+            ? streamCompletion({
+                ...client,
+                model: model!,
+                prompt: fitted.prompt,
+                sampling: params,
+                signal: ctrl.signal,
+              })
+            : streamChat({ ...client, model: model!, messages, sampling: params, signal: ctrl.signal });
+          for await (const ev of events) {
             if (ev.type === "delta") {
               content += ev.content;
               out(ev.content);
