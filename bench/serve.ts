@@ -159,40 +159,51 @@ async function main() {
   const rows = [];
   let base = 0;
   let baseCpu = 0;
-  for (const n of [1, 4, 8, 16]) {
-    const t0 = performance.now();
-    const c0 = selfCpuMs();
-    const results = await Promise.all(
-      Array.from({ length: n }, (_, i) =>
-        engine.generate({
-          promptIds: tokenizer.encode(`stream ${i}: once upon a time`),
-          maxTokens: STREAM_TOKENS,
-          ignoreEos: true,
-          sampling: { seed: i, temperature: 0.8 },
-        }),
-      ),
-    );
-    const ms = performance.now() - t0;
-    const cpuMs = selfCpuMs() - c0;
-    const tokens = results.reduce((s, r) => s + r.completionTokens, 0);
-    const tps = (tokens * 1000) / ms;
-    const cps = (tokens * 1000) / cpuMs;
-    if (n === 1) {
-      base = tps;
-      baseCpu = cps;
+  const levels = [1, 4, 8, 16];
+  const runs = new Map<number, { tps: number[]; cps: number[]; ttft: number[] }>(
+    levels.map((n) => [n, { tps: [], cps: [], ttft: [] }]),
+  );
+  // rounds interleave the levels so drifting machine load hits every level alike
+  for (let r = 0; r < REPEATS; r++) {
+    for (const n of levels) {
+      const t0 = performance.now();
+      const c0 = selfCpuMs();
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          engine.generate({
+            promptIds: tokenizer.encode(`stream ${i}: once upon a time`),
+            maxTokens: STREAM_TOKENS,
+            ignoreEos: true,
+            sampling: { seed: i, temperature: 0.8 },
+          }),
+        ),
+      );
+      const ms = performance.now() - t0;
+      const cpuMs = selfCpuMs() - c0;
+      const tokens = results.reduce((s, x) => s + x.completionTokens, 0);
+      const run = runs.get(n)!;
+      run.tps.push((tokens * 1000) / ms);
+      run.cps.push((tokens * 1000) / cpuMs);
+      run.ttft.push(...results.map((x) => x.timeToFirstTokenMs ?? 0));
     }
-    const ttft = results.map((r) => r.timeToFirstTokenMs ?? 0);
+  }
+  base = median(runs.get(1)!.tps);
+  baseCpu = median(runs.get(1)!.cps);
+  for (const n of levels) {
+    const run = runs.get(n)!;
     rows.push({
       streams: n,
-      "aggregate tokens/s": fmt(tps),
-      "× 1 stream": fmt(tps / base, 2),
-      "tokens/CPU-s": fmt(cps),
-      "× 1 stream (CPU)": fmt(cps / baseCpu, 2),
-      "TTFT p50 ms": fmt(pct(ttft, 50)),
-      "TTFT p95 ms": fmt(pct(ttft, 95)),
+      "aggregate tokens/s": fmt(median(run.tps)),
+      "× 1 stream": fmt(median(run.tps) / base, 2),
+      "tokens/CPU-s": fmt(median(run.cps)),
+      "× 1 stream (CPU)": fmt(median(run.cps) / baseCpu, 2),
+      "TTFT p50 ms": fmt(pct(run.ttft, 50)),
+      "TTFT p95 ms": fmt(pct(run.ttft, 95)),
     });
   }
-  console.log(`\ncontinuous batching: n streams × ${STREAM_TOKENS} tokens, all submitted at once`);
+  console.log(
+    `\ncontinuous batching: n streams × ${STREAM_TOKENS} tokens, all submitted at once (median of ${REPEATS} rounds)`,
+  );
   console.table(rows);
 
   // ---- 3. autocannon against the non-streaming endpoint

@@ -1,7 +1,7 @@
 import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
 import { type CausalLM, createModel } from "@typeformer/models";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FakeCharTokenizer } from "./__fixtures__/fake-model.js";
 import { type GenerateRequest, GenerationEngine } from "./engine.js";
 
@@ -41,7 +41,17 @@ describe("GenerationEngine on a real tiny GPT-2 with the attention KVCache (wasm
     const before = tf.memory().numTensors;
     const alone = [];
     for (const r of reqs) alone.push(await engine.generate(r));
+    const shapes: number[][] = [];
+    const forward = model.forward.bind(model);
+    const spy = vi.spyOn(model, "forward").mockImplementation((ids, o) => {
+      shapes.push(ids.shape);
+      return forward(ids, o);
+    });
     const batched = await Promise.all(reqs.map((r) => engine.generate(r)));
+    spy.mockRestore();
+    // all eight ragged prompts were prefilled in one left-padded forward, then decoded together
+    expect(shapes[0]).toEqual([8, Math.max(...prompts.map((p) => p.length))]);
+    expect(shapes[1]).toEqual([8, 1]);
     await engine.idle();
     expect(tf.memory().numTensors).toBe(before);
     if (fast) unregisterWasmKernels();

@@ -70,6 +70,13 @@ export interface EngineOptions {
   observer?: EngineObserver;
   /** Seed of the generator that seeds requests which name no seed. */
   seed?: number;
+  /**
+   * Most waiting prompts prefilled together in one forward pass (left-padded + attention mask).
+   * 1 prefills each prompt alone. Default 8.
+   */
+  prefillBatch?: number;
+  /** Cap on (prompts × longest prompt) of one batched prefill. Default 4096 tokens. */
+  maxPrefillTokens?: number;
 }
 
 const now = () => performance.now();
@@ -267,6 +274,9 @@ export class GenerationEngine {
   private loop: Promise<void> | null = null;
   private closed = false;
   private avgStepMs = 5;
+  private readonly prefillBatch: number;
+  private readonly maxPrefillTokens: number;
+  private readonly padId: number;
 
   constructor(opts: EngineOptions) {
     this.model = opts.model;
@@ -296,6 +306,15 @@ export class GenerationEngine {
     );
     this.observer = opts.observer;
     this.rng = new Random(opts.seed ?? Date.now());
+    this.prefillBatch = opts.prefillBatch ?? 8;
+    this.maxPrefillTokens = opts.maxPrefillTokens ?? 4096;
+    assertArg(
+      Number.isInteger(this.prefillBatch) && this.prefillBatch >= 1,
+      "prefillBatch",
+      this.prefillBatch,
+      "an integer >= 1",
+    );
+    this.padId = opts.tokenizer.padTokenId ?? opts.tokenizer.eosTokenId ?? 0;
   }
 
   /** Sequences in the running batch. */
@@ -409,15 +428,29 @@ export class GenerationEngine {
   }
 
   private async run(): Promise<void> {
+    await yieldToLoop(); // requests submitted in the same tick are prefilled together
     while (this.queue.length > 0 || this.active.length > 0) {
       this.removeFinished();
       while (this.queue.length > 0 && this.active.length < this.maxBatch) {
-        const g = this.queue.shift()!;
-        if (g.cancelled) {
-          g.finish("cancelled");
-          continue;
+        const group: Generation[] = [];
+        let longest = 0;
+        while (this.queue.length > 0 && this.active.length + group.length < this.maxBatch) {
+          const g = this.queue[0];
+          if (g.cancelled) {
+            this.queue.shift();
+            g.finish("cancelled");
+            continue;
+          }
+          const t = Math.max(longest, g.promptIds.length);
+          if (
+            group.length > 0 &&
+            (group.length >= this.prefillBatch || t * (group.length + 1) > this.maxPrefillTokens)
+          )
+            break;
+          longest = t;
+          group.push(this.queue.shift()!);
         }
-        this.prefill(g);
+        if (group.length > 0) this.prefill(group);
         await yieldToLoop();
       }
       this.removeFinished();
@@ -462,8 +495,8 @@ export class GenerationEngine {
     }
   }
 
-  private newCache(): ServeKVCache {
-    const c = this.model.createCache(1, this.maxContext) as Partial<ServeKVCache>;
+  private newCache(batch: number): ServeKVCache {
+    const c = this.model.createCache(batch, this.maxContext) as Partial<ServeKVCache>;
     if (
       typeof c.removeRows !== "function" ||
       typeof c.concatRows !== "function" ||
@@ -478,48 +511,78 @@ export class GenerationEngine {
     return c as ServeKVCache;
   }
 
-  private prefill(g: Generation): void {
+  /**
+   * Prefills a group of prompts in one forward pass (left-padded, with an attention mask when they
+   * differ in length), samples each one's first token, and moves the survivors into the batch.
+   */
+  private prefill(group: Generation[]): void {
+    const n = group.length;
+    const T = Math.max(...group.map((g) => g.promptIds.length));
     let cache: ServeKVCache;
     try {
-      cache = this.newCache();
+      cache = this.newCache(n);
     } catch (e) {
-      this.fail([g], e);
+      this.fail(group, e);
       return;
     }
-    let row: Float32Array;
+    let rows: Float32Array;
     try {
-      const ids = tf.tensor2d(Array.from(g.promptIds), [1, g.promptIds.length], "int32");
+      const flat = new Int32Array(n * T).fill(this.padId);
+      const mask = new Float32Array(n * T);
+      group.forEach((g, b) => {
+        const off = b * T + (T - g.promptIds.length);
+        flat.set(g.promptIds, off);
+        mask.fill(1, off, (b + 1) * T);
+      });
+      const ragged = group.some((g) => g.promptIds.length !== T);
+      const ids = tf.tensor2d(flat, [n, T], "int32");
+      const am = ragged ? tf.tensor2d(mask, [n, T]) : undefined;
       try {
-        const out = this.model.forward(ids, { cache });
+        const out = this.model.forward(ids, am ? { cache, attentionMask: am } : { cache });
         try {
-          row = this.lastRow(out.logits);
+          rows = this.lastRow(out.logits);
         } finally {
           tf.dispose([out.logits, ...(out.attentions ?? [])]);
         }
       } finally {
         ids.dispose();
+        am?.dispose();
       }
     } catch (e) {
       cache.dispose();
-      this.fail([g], e);
+      this.fail(group, e);
       return;
     }
-    const done = g.accept(g.sampler.sample(row, this.logprobsOf(g)));
-    if (done || g.cancelled) {
+    const v = rows.length / n;
+    const drop: number[] = [];
+    group.forEach((g, b) => {
+      const done = g.accept(g.sampler.sample(rows.subarray(b * v, (b + 1) * v), this.logprobsOf(g)));
+      if (done || g.cancelled) {
+        if (!g.finished) g.finish("cancelled");
+        drop.push(b);
+      }
+    });
+    if (drop.length === n) {
       cache.dispose();
-      if (!g.finished) g.finish("cancelled");
       return;
     }
-    if (this.cache === null) {
-      this.cache = cache;
-    } else {
-      try {
+    try {
+      if (drop.length > 0) cache.removeRows(drop);
+      if (this.cache === null) {
+        this.cache = cache;
+      } else {
         this.cache.concatRows(cache);
-      } finally {
         cache.dispose();
       }
+    } catch (e) {
+      cache.dispose();
+      this.fail(
+        group.filter((g) => !g.finished),
+        e,
+      );
+      return;
     }
-    this.active.push(g);
+    for (const g of group) if (!g.finished) this.active.push(g);
   }
 
   private logprobsOf(g: Generation): number | undefined {

@@ -17,12 +17,19 @@ export class FakeCache implements ServeKVCache {
   }
 
   /** Appends (B,t,d); returns the full (B,L,d) states and the (B,L) validity mask (caller disposes). */
-  append(x: tf.Tensor3D): { full: tf.Tensor3D; mask: tf.Tensor2D } {
+  append(x: tf.Tensor3D, newMask?: tf.Tensor2D): { full: tf.Tensor3D; mask: tf.Tensor2D } {
     const t = x.shape[1];
     const full = this.states ? tf.concat([this.states, x], 1) : x.clone();
     this.states?.dispose();
     this.states = tf.keep(full.clone());
-    this.lengths = this.lengths.map((l) => l + t);
+    // left-padded new tokens (only on a fresh cache): valid ones stay right-aligned
+    let valid: number[] | undefined;
+    if (newMask) {
+      const sums = tf.sum(newMask, 1);
+      valid = Array.from(sums.dataSync());
+      sums.dispose();
+    }
+    this.lengths = this.lengths.map((l, b) => l + (valid ? valid[b] : t));
     return { full, mask: this.mask() };
   }
 
@@ -116,7 +123,7 @@ export class FakeCausalLM implements ServeCausalLM {
 
   forward(
     inputIds: tf.Tensor2D,
-    opts: { cache?: ServeKVCache; outputAttentions?: boolean } = {},
+    opts: { cache?: unknown; attentionMask?: tf.Tensor2D; outputAttentions?: boolean } = {},
   ): { logits: tf.Tensor3D; attentions?: tf.Tensor4D[] } {
     const [B, T] = inputIds.shape;
     this.forwardCalls.push(B);
@@ -130,7 +137,7 @@ export class FakeCausalLM implements ServeCausalLM {
     let full: tf.Tensor3D;
     let mask: tf.Tensor2D;
     if (opts.cache) {
-      ({ full, mask } = (opts.cache as FakeCache).append(x));
+      ({ full, mask } = (opts.cache as FakeCache).append(x, opts.attentionMask));
     } else {
       full = x.clone();
       mask = tf.ones([B, T]);
