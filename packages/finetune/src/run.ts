@@ -25,7 +25,7 @@ import {
   Trainer,
 } from "@typeformer/trainer";
 import { type BadLine, type Example, type ExampleKind, readExamples, splitExamples } from "./data.js";
-import { freezeParameters, loraObjective, loraTrainable } from "./freeze.js";
+import { applyLrGroups, freezeParameters, type LrGroup, loraObjective, loraTrainable } from "./freeze.js";
 import { type LoraConfig, LoraModel } from "./lora.js";
 import { saveAdapter } from "./peft.js";
 import {
@@ -97,6 +97,8 @@ export interface FinetuneOptions {
   lora?: Partial<LoraConfig>;
   /** Full fine-tuning: freeze parameters matching these patterns (regular expressions over HF names). */
   freeze?: string[];
+  /** Discriminative learning rates: parameters matching a group's pattern get `scale` × lr. */
+  lrGroups?: LrGroup[];
   skipBadLines?: boolean;
   /** Fixed prompts (chat/seq2seq/classify inputs) answered before and after training. */
   samplePrompts?: string[];
@@ -417,6 +419,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
       callbacks: o.callbacks,
       signal: o.signal,
     });
+    if (o.lrGroups && o.lrGroups.length > 0) applyLrGroups(trainer.optimizer, o.lrGroups);
     let report: RunReport;
     try {
       if (o.resume) await trainer.restore();

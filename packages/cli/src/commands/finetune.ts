@@ -1,6 +1,6 @@
 import path from "node:path";
 import { registerWasmKernels } from "@typeformer/attention";
-import { type BackendChoice, initBackend, isTypeformerError } from "@typeformer/core";
+import { type BackendChoice, initBackend, isTypeformerError, TypeformerError } from "@typeformer/core";
 import {
   type FinetuneMethod,
   type FinetuneReport,
@@ -33,6 +33,7 @@ interface FinetuneFlags {
   loraTargets?: string;
   rslora?: boolean;
   freeze?: string[];
+  lrGroup?: string[];
   skipBadLines?: boolean;
   prompt?: string[];
   dashboard?: boolean;
@@ -76,6 +77,11 @@ export function registerFinetune(program: Command): void {
     .option(
       "--freeze <pattern>",
       "full fine-tuning: freeze parameters matching this regex (repeatable)",
+      collect,
+    )
+    .option(
+      "--lr-group <regex=scale>",
+      "discriminative learning rate: parameters matching regex get scale x lr (repeatable)",
       collect,
     )
     .option("--skip-bad-lines", "skip malformed JSONL lines (reports how many) instead of stopping")
@@ -166,6 +172,13 @@ async function finetuneCommand(flags: FinetuneFlags): Promise<void> {
       seed: flags.seed,
       lora,
       freeze: flags.freeze,
+      lrGroups: (flags.lrGroup ?? []).map((g) => {
+        const i = g.lastIndexOf("=");
+        const scale = Number(g.slice(i + 1));
+        if (i <= 0 || !Number.isFinite(scale))
+          throw new Error(`--lr-group expects regex=scale; received ${g}`);
+        return { pattern: g.slice(0, i), scale };
+      }),
       skipBadLines: flags.skipBadLines,
       samplePrompts: flags.prompt,
       callbacks: {
