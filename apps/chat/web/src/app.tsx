@@ -278,8 +278,8 @@ export function App() {
                 setSettings({ mode: (e.target as HTMLSelectElement).value as Settings["mode"] })
               }
             >
-              <option value="chat">Chat — the model's chat template</option>
-              <option value="complete">Continue text — for base models</option>
+              <option value="chat">Chat</option>
+              <option value="complete">Continue text (base models)</option>
             </select>
             <small class="help">
               {settings.mode === "chat"
