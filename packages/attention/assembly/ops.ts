@@ -14,12 +14,16 @@ function sp(x: f32): v128 {
   return f32x4.splat(x);
 }
 
-/** exp on 4 lanes (Cephes expf polynomial, ~1 ulp on [-87, 88]). */
+/**
+ * exp on 4 lanes for x in [-87, 88] (Cephes expf polynomial, ~1 ulp). The exponent is rounded with the
+ * 1.5 * 2^23 trick, which spares V8's multi-instruction float->int conversion.
+ */
 // @ts-ignore: decorator
 @inline
 function expv(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, sp(-87.0)), sp(88.0));
-  const fx = f32x4.nearest(f32x4.mul(x, sp(1.44269504088896341)));
+  // callers keep x within [-87, 88]
+  const shifted = fma(x, sp(1.44269504088896341), sp(12582912.0));
+  const fx = f32x4.sub(shifted, sp(12582912.0));
   let r = f32x4.sub(x, f32x4.mul(fx, sp(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(fx, sp(-2.12194440e-4)));
   let p = sp(1.9875691500e-4);
@@ -29,18 +33,17 @@ function expv(x: v128): v128 {
   p = fma(p, r, sp(1.6666665459e-1));
   p = fma(p, r, sp(5.0000001201e-1));
   p = fma(p, f32x4.mul(r, r), f32x4.add(r, sp(1.0)));
-  const n = i32x4.trunc_sat_f32x4_s(fx);
-  const pow2 = i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23);
+  // shifted's low mantissa bits hold n + 2^22 (n = round(x log2 e)); 2^n has exponent field n + 127.
+  const pow2 = i32x4.shl(i32x4.sub(shifted, i32x4.splat(0x4b400000 - 127)), 23);
   return f32x4.mul(p, pow2);
 }
 
-/** tanh on 4 lanes: (e^{2u} - 1) / (e^{2u} + 1) with u clamped to ±9 (tanh(9) = 1 in f32). */
+/** sigmoid(z) on 4 lanes: 1 / (1 + e^-z), z clamped to ±30 (saturated in f32 beyond). */
 // @ts-ignore: decorator
 @inline
-function tanhv(u: v128): v128 {
-  u = f32x4.min(f32x4.max(u, sp(-9.0)), sp(9.0));
-  const e = expv(f32x4.add(u, u));
-  return f32x4.div(f32x4.sub(e, sp(1.0)), f32x4.add(e, sp(1.0)));
+function sigmoidv(z: v128): v128 {
+  z = f32x4.pmin(f32x4.pmax(z, sp(-30.0)), sp(30.0));
+  return f32x4.div(sp(1.0), f32x4.add(sp(1.0), expv(f32x4.neg(z))));
 }
 
 function tanhs(u: f32): f32 {
@@ -58,9 +61,9 @@ export function geluForward(x: usize, y: usize, n: i32): void {
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i * 4;
     const v = v128.load(x + o);
-    const u = f32x4.mul(sp(GELU_C), fma(f32x4.mul(f32x4.mul(v, v), v), sp(GELU_A), v));
-    const t = tanhv(u);
-    v128.store(y + o, f32x4.mul(f32x4.mul(sp(0.5), v), f32x4.add(sp(1.0), t)));
+    // 0.5 x (1 + tanh u) = x sigmoid(2u)
+    const u2 = f32x4.mul(sp(2.0 * GELU_C), fma(f32x4.mul(f32x4.mul(v, v), v), sp(GELU_A), v));
+    v128.store(y + o, f32x4.mul(v, sigmoidv(u2)));
   }
   for (; i < n; i++) {
     const o = <usize>i * 4;
@@ -77,12 +80,11 @@ export function geluBackward(x: usize, dy: usize, dx: usize, n: i32): void {
     const o = <usize>i * 4;
     const v = v128.load(x + o);
     const v2 = f32x4.mul(v, v);
-    const u = f32x4.mul(sp(GELU_C), fma(f32x4.mul(v2, v), sp(GELU_A), v));
-    const t = tanhv(u);
-    // 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
-    const du = f32x4.mul(sp(GELU_C), fma(v2, sp(3.0 * GELU_A), sp(1.0)));
-    const sech2 = f32x4.sub(sp(1.0), f32x4.mul(t, t));
-    const g = fma(f32x4.mul(f32x4.mul(sp(0.5), v), sech2), du, f32x4.mul(sp(0.5), f32x4.add(sp(1.0), t)));
+    const u2 = f32x4.mul(sp(2.0 * GELU_C), fma(f32x4.mul(v2, v), sp(GELU_A), v));
+    const s = sigmoidv(u2); // = 0.5 (1 + tanh u)
+    // d/dx [x s(2u)] = s + x s (1 - s) 2 u'(x), u'(x) = c (1 + 3 a x^2)
+    const du2 = f32x4.mul(sp(2.0 * GELU_C), fma(v2, sp(3.0 * GELU_A), sp(1.0)));
+    const g = fma(f32x4.mul(f32x4.mul(v, s), f32x4.sub(sp(1.0), s)), du2, s);
     v128.store(dx + o, f32x4.mul(g, v128.load(dy + o)));
   }
   for (; i < n; i++) {
