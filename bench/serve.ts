@@ -21,7 +21,7 @@ const quick = process.argv.includes("--quick");
 const stockKernels = process.argv.includes("--stock-kernels");
 const CFG = { vocab: 256, ctx: 256, d: 128, layers: 4, heads: 4 };
 const DECODE_TOKENS = quick ? 48 : 128;
-const STREAM_TOKENS = quick ? 24 : 64;
+const STREAM_TOKENS = quick ? 32 : 128;
 const REPEATS = quick ? 2 : 3;
 const thrArg = process.argv.find((a) => a.startsWith("--torch-threads="));
 const TORCH_THREADS = thrArg ? Number(thrArg.split("=")[1]) : 2;
