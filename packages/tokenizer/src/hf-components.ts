@@ -331,6 +331,44 @@ export function buildPreTokenizer(j: unknown, field = "pre_tokenizer"): PreToken
         byteLevel: false,
       };
     }
+    case "Metaspace": {
+      const rep = str(o.replacement ?? "\u2581", `${field}.replacement`);
+      const scheme =
+        typeof o.prepend_scheme === "string"
+          ? o.prepend_scheme
+          : o.add_prefix_space === false
+            ? "never"
+            : "always";
+      const split = bool(o.split, true);
+      return {
+        fn: (ps) =>
+          mapPieces(ps, (p) => {
+            let t = p.text.replaceAll(" ", rep);
+            let shift = 0;
+            if ((scheme === "always" || (scheme === "first" && p.start === 0)) && !t.startsWith(rep)) {
+              t = rep + t;
+              shift = rep.length;
+            }
+            const q: Piece = { text: t, start: p.start, end: p.end };
+            if (!split) return [q];
+            // split before each replacement character (MergedWithNext)
+            const out: Piece[] = [];
+            let last = 0;
+            for (let i = t.indexOf(rep, 1); i >= 0; i = t.indexOf(rep, i + 1)) {
+              if (i > last)
+                out.push({
+                  text: t.slice(last, i),
+                  start: p.start + Math.max(0, last - shift),
+                  end: p.start + i - shift,
+                });
+              last = i;
+            }
+            out.push({ text: t.slice(last), start: p.start + Math.max(0, last - shift), end: p.end });
+            return out;
+          }),
+        byteLevel: false,
+      };
+    }
     case "Digits": {
       const individual = bool(o.individual_digits, false);
       const re = individual ? /\p{N}/gu : /\p{N}+/gu;
@@ -409,6 +447,41 @@ export function buildDecoder(j: unknown, field = "decoder"): Decoder | null {
         toks.map((t, i) => {
           if (i !== 0) t = t.startsWith(prefix) ? t.slice(prefix.length) : ` ${t}`;
           return doCleanup ? cleanup(t) : t;
+        });
+    }
+    case "ByteFallback":
+      return (toks) => {
+        const out: string[] = [];
+        let bytes: number[] = [];
+        const flush = () => {
+          if (!bytes.length) return;
+          try {
+            out.push(
+              new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(new Uint8Array(bytes)),
+            );
+          } catch {
+            out.push("\ufffd".repeat(bytes.length));
+          }
+          bytes = [];
+        };
+        for (const t of toks) {
+          const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(t);
+          if (m) bytes.push(Number.parseInt(m[1], 16));
+          else {
+            flush();
+            out.push(t);
+          }
+        }
+        flush();
+        return out;
+      };
+    case "Metaspace": {
+      const rep = str(o.replacement ?? "\u2581", `${field}.replacement`);
+      const strip = o.prepend_scheme !== "never" && o.add_prefix_space !== false;
+      return (toks) =>
+        toks.map((t, i) => {
+          const r = t.replaceAll(rep, " ");
+          return i === 0 && strip && r.startsWith(" ") ? r.slice(1) : r;
         });
     }
     case "Fuse":

@@ -77,6 +77,7 @@ export class BpeModel implements Model {
   readonly prefix: string | null;
   readonly suffix: string | null;
   readonly byteFallback: boolean;
+  readonly fuseUnk: boolean;
 
   constructor(j: Json, field = "model") {
     const { map, inv } = vocabMap(j.vocab, `${field}.vocab`);
@@ -100,6 +101,7 @@ export class BpeModel implements Model {
     this.prefix = typeof j.continuing_subword_prefix === "string" ? j.continuing_subword_prefix : null;
     this.suffix = typeof j.end_of_word_suffix === "string" ? j.end_of_word_suffix : null;
     this.byteFallback = j.byte_fallback === true;
+    this.fuseUnk = j.fuse_unk === true;
     this.merges.forEach(([a, b], rank) => {
       const ia = map.get(a);
       const ib = map.get(b);
@@ -174,6 +176,7 @@ export class BpeModel implements Model {
     const n = chars.length;
     const ids: number[] = [];
     const lens: number[] = [];
+    let unkPrev = false;
     for (let i = 0; i < n; i++) {
       let s = chars[i];
       if (i > 0 && this.prefix) s = this.prefix + s;
@@ -189,6 +192,7 @@ export class BpeModel implements Model {
             ids.push(b!);
             lens.push(k === 0 ? chars[i].length : 0);
           });
+          unkPrev = false;
           continue;
         }
       }
@@ -197,8 +201,16 @@ export class BpeModel implements Model {
         id = this.vocab.get(this.unkToken);
         if (id === undefined)
           throw invalidTokenizer("model.unk_token", "a token in the vocabulary", this.unkToken);
-        // fuse consecutive unknowns? HF fuses only with fuse_unk; keep one per char
+        if (this.fuseUnk && unkPrev) {
+          lens[lens.length - 1] += chars[i].length;
+          continue;
+        }
+        unkPrev = true;
+        ids.push(id);
+        lens.push(chars[i].length);
+        continue;
       }
+      unkPrev = false;
       ids.push(id);
       lens.push(chars[i].length);
     }
@@ -294,7 +306,7 @@ export class BpeModel implements Model {
       unk_token: this.unkToken,
       continuing_subword_prefix: this.prefix,
       end_of_word_suffix: this.suffix,
-      fuse_unk: false,
+      fuse_unk: this.fuseUnk,
       byte_fallback: this.byteFallback,
       ignore_merges: this.ignoreMerges,
       vocab: Object.fromEntries(this.vocab),
@@ -711,25 +723,30 @@ export class HfTokenizer extends BaseTokenizer {
     const byteLevel =
       this.preTokenizer?.byteLevel || (this.json.decoder as Json | null)?.type === "ByteLevel";
     if (byteLevel || !this.decoder) return super.createStreamDecoder(opts);
-    // non-byte decoders (WordPiece): decode the growing sequence and emit the new suffix
+    // non-byte decoders (WordPiece, SentencePiece with byte fallback): the prefix/read-offset
+    // scheme of text-generation-inference — decode a short window that starts a few tokens back
+    // (so spacing rules see a previous token) and emit the new text once it does not end in U+FFFD
     const ids: number[] = [];
-    let emitted = "";
+    let prefix = 0;
+    let read = 0;
+    const decodeFrom = (a: number, b: number) => this.decode(ids.slice(a, b), opts);
     return {
       push: (id: number) => {
         ids.push(id);
-        const s = this.decode(ids, opts);
-        // hold back a trailing U+FFFD (possibly incomplete byte-fallback sequence)
-        const stable = s.endsWith("\ufffd") ? s.slice(0, -1) : s;
-        if (!stable.startsWith(emitted)) return "";
-        const d = stable.slice(emitted.length);
-        emitted = stable;
-        return d;
+        const prefixText = decodeFrom(prefix, read);
+        const text = decodeFrom(prefix, ids.length);
+        if (text.length > prefixText.length && !text.endsWith("\ufffd") && text.startsWith(prefixText)) {
+          prefix = read;
+          read = ids.length;
+          return text.slice(prefixText.length);
+        }
+        return "";
       },
       flush: () => {
-        const s = this.decode(ids, opts);
-        const d = s.startsWith(emitted) ? s.slice(emitted.length) : "";
-        emitted = s;
-        return d;
+        const prefixText = decodeFrom(prefix, read);
+        const text = decodeFrom(prefix, ids.length);
+        prefix = read = ids.length;
+        return text.startsWith(prefixText) ? text.slice(prefixText.length) : text;
       },
     };
   }
