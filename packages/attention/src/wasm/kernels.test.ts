@@ -297,3 +297,78 @@ describe("wasm kernels with a second GEMM thread", () => {
     }
   });
 });
+
+describe("wasm Slice/SplitV reading the heap in place", () => {
+  it("equal the stock kernels on contiguous and strided blocks, every rank and dtype", async () => {
+    await initBackend({ backend: "wasm" });
+    const cases: [number[], number[], number[]][] = [
+      [[10], [3], [4]],
+      [
+        [6, 7],
+        [2, 0],
+        [3, 7],
+      ], // contiguous rows
+      [
+        [6, 7],
+        [1, 2],
+        [4, 3],
+      ],
+      [
+        [3, 4, 5],
+        [1, 1, 2],
+        [2, 3, 3],
+      ],
+      [
+        [2, 3, 4, 5],
+        [0, 1, 0, 0],
+        [2, 2, 4, 5],
+      ],
+      [
+        [2, 3, 2, 4, 3],
+        [1, 0, 1, 1, 0],
+        [1, 3, 1, 2, 3],
+      ],
+      [
+        [4, 5],
+        [0, 0],
+        [0, 5],
+      ], // empty
+    ];
+    const run = () => {
+      const out: number[][] = [];
+      for (const [shape, begin, size] of cases) {
+        for (const dtype of ["float32", "int32", "bool"] as const) {
+          const n = shape.reduce((a, b) => a * b, 1);
+          const x = tf.tensor(
+            Array.from({ length: n }, (_, i) => (dtype === "bool" ? i % 3 === 0 : i)),
+            shape,
+            dtype,
+          );
+          const y = tf.slice(x, begin, size);
+          expect(y.shape).toEqual(size);
+          out.push(Array.from(y.dataSync()));
+          tf.dispose([x, y]);
+        }
+      }
+      const x = tf.tensor2d(
+        Array.from({ length: 5 * 9 }, (_, i) => i),
+        [5, 9],
+      );
+      for (const axis of [0, 1])
+        for (const piece of tf.split(x, axis === 0 ? [2, 3] : 3, axis)) {
+          out.push(Array.from(piece.dataSync()));
+          piece.dispose();
+        }
+      x.dispose();
+      return out;
+    };
+    registerWasmKernels();
+    const before = tf.memory().numTensors;
+    const ours = run();
+    expect(tf.memory().numTensors).toBe(before);
+    unregisterWasmKernels();
+    const stock = run();
+    registerWasmKernels();
+    expect(ours).toEqual(stock);
+  });
+});

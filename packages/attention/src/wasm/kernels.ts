@@ -302,9 +302,88 @@ const identityKernel: tf.KernelFunc = (args) => {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 };
 
+type HeapArray = Float32Array | Int32Array | Uint8Array;
+interface HeapViews {
+  typedArrayFromHeap(t: tf.TensorInfo): HeapArray;
+}
+
+/** Copies the block `begin`/`size` of x into a new tensor, reading the heap in place. */
+function sliceOnHeap(be: WasmBackendLike & HeapViews, x: tf.TensorInfo, begin: number[], size: number[]) {
+  const out = be.makeOutput(size, x.dtype);
+  const total = prod(size);
+  if (total === 0) return out;
+  // views after makeOutput: an allocation may have grown (and replaced) the heap buffer
+  const src = be.typedArrayFromHeap(x);
+  const dst = be.typedArrayFromHeap(out);
+  const rank = x.shape.length;
+  if (rank === 0) {
+    dst[0] = src[0];
+    return out;
+  }
+  const strides = new Array<number>(rank);
+  let st = 1;
+  for (let d = rank - 1; d >= 0; d--) {
+    strides[d] = st;
+    st *= x.shape[d];
+  }
+  // merge the trailing dimensions the block spans in full into one contiguous run
+  let inner = rank - 1;
+  let run = size[inner];
+  while (inner > 0 && size[inner] === x.shape[inner] && begin[inner] === 0) {
+    inner--;
+    run *= size[inner];
+  }
+  const outer = total / run;
+  const idx = new Array<number>(inner).fill(0);
+  let base = 0;
+  for (let d = 0; d < rank; d++) base += begin[d] * strides[d];
+  for (let r = 0; r < outer; r++) {
+    let off = base;
+    for (let d = 0; d < inner; d++) off += idx[d] * strides[d];
+    dst.set(src.subarray(off, off + run), r * run);
+    for (let d = inner - 1; d >= 0; d--) {
+      if (++idx[d] < size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * Slice without the stock kernel's copy of the whole input out of the heap (it reads the input with
+ * `readSync` on every call: `tf.split` of a fused QKV projection copied it three times).
+ */
+const sliceKernel: tf.KernelFunc = (args) => {
+  const { inputs, attrs, backend } = args;
+  const x = (inputs as { x: tf.TensorInfo }).x;
+  if (x.dtype === "string") return runOriginal("Slice", args);
+  const { begin, size } = attrs as unknown as { begin: number | number[]; size?: number | number[] };
+  const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+  return sliceOnHeap(backend as unknown as WasmBackendLike & HeapViews, x, b, s);
+};
+
+const splitVKernel: tf.KernelFunc = (args) => {
+  const { inputs, attrs, backend } = args;
+  const x = (inputs as { x: tf.TensorInfo }).x;
+  if (x.dtype === "string") return runOriginal("SplitV", args);
+  const { numOrSizeSplits, axis } = attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+  const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
+  const begin = new Array<number>(x.shape.length).fill(0);
+  return sizes.map((n) => {
+    const size = [...x.shape];
+    size[ax] = n;
+    const piece = sliceOnHeap(backend as unknown as WasmBackendLike & HeapViews, x, [...begin], size);
+    begin[ax] += n;
+    return piece;
+  });
+};
+
 const KERNELS: Record<string, tf.KernelFunc> = {
   BatchMatMul: batchMatMulKernel,
   Identity: identityKernel,
+  Slice: sliceKernel,
+  SplitV: splitVKernel,
   _FusedMatMul: fusedMatMulKernel,
   ...FUSED_KERNELS,
 };
