@@ -121,9 +121,12 @@ describe.skipIf(!haveChromium)("chat page in a real browser (mock server)", () =
     const detail = page.getByTestId("token-detail");
     await expect.poll(() => detail.textContent()).toMatch(/Token #3.*Ishmael.*picked/);
     expect(await detail.locator("tbody tr").count()).toBe(5);
-    // keyboard: focusing a token shows its alternatives too
+    // keyboard: focusing a token shows its alternatives too; arrow keys move between tokens
     await chips.nth(4).focus();
     await expect.poll(() => detail.textContent()).toMatch(/Token #5/);
+    await page.keyboard.press("ArrowRight");
+    await expect.poll(() => detail.textContent()).toMatch(/Token #6/);
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("tabindex"))).toBe("0");
     await page.screenshot({ path: join(ARTIFACTS, "03-tokens.png") });
 
     // the attention heatmap

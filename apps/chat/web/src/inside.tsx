@@ -109,11 +109,35 @@ function TokensView({ reply, temperature, setTab }: InsideProps) {
           What is a token?
         </button>
       </p>
-      <div class="token-stream" data-testid="token-stream">
+      {/* one tab stop for the whole reply; arrow keys, Home and End move between tokens */}
+      <fieldset
+        class="token-stream"
+        data-testid="token-stream"
+        onKeyDown={(e) => {
+          const cur = sel ?? 0;
+          const next =
+            e.key === "ArrowRight" || e.key === "ArrowDown"
+              ? cur + 1
+              : e.key === "ArrowLeft" || e.key === "ArrowUp"
+                ? cur - 1
+                : e.key === "Home"
+                  ? 0
+                  : e.key === "End"
+                    ? tokens.length - 1
+                    : null;
+          if (next === null) return;
+          e.preventDefault();
+          const k = Math.max(0, Math.min(tokens.length - 1, next));
+          setSel(k);
+          (e.currentTarget as HTMLElement).querySelectorAll<HTMLElement>("button")[k]?.focus();
+        }}
+      >
+        <legend class="sr-only">Reply tokens (arrow keys move between them)</legend>
         {tokens.map((t, i) => (
           <button
             type="button"
             key={i}
+            tabIndex={i === (sel ?? 0) ? 0 : -1}
             class={sel === i ? "tok sel" : "tok"}
             style={{ background: probColor(t.logprob) }}
             aria-label={`Token ${i + 1}: “${showToken(t.token)}”, probability ${pct(t.logprob)}`}
@@ -125,7 +149,7 @@ function TokensView({ reply, temperature, setTab }: InsideProps) {
             {showToken(t.token)}
           </button>
         ))}
-      </div>
+      </fieldset>
       <div class="stats">
         {tokens.length} tokens · average probability {pct(mean)} · perplexity {Math.exp(-mean).toFixed(2)}
       </div>
