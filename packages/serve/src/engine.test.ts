@@ -126,6 +126,30 @@ describe("GenerationEngine (fake model, wasm)", () => {
     expect((await running.result).completionTokens).toBe(60);
   });
 
+  it("an exception inside the loop fails those generations and the engine keeps serving", async () => {
+    class Exploding extends FakeCharTokenizer {
+      override createStreamDecoder() {
+        let n = 0;
+        return {
+          push: (id: number) => {
+            if (++n === 3) throw new Error("decoder exploded");
+            return this.decode([id]);
+          },
+          flush: () => "",
+        };
+      }
+    }
+    const engine = new GenerationEngine({ model, tokenizer: new Exploding() });
+    const before = tf.memory().numTensors;
+    const r = await engine.generate({ ...reqs[0], maxTokens: 10 });
+    expect(r.finishReason).toBe("error");
+    expect(String(r.error)).toContain("decoder exploded");
+    await engine.idle();
+    expect(tf.memory().numTensors).toBe(before);
+    const ok = await engine.generate({ ...reqs[0], maxTokens: 2 }); // same engine, still serving
+    expect(ok.finishReason).toBe("length");
+  });
+
   it("typed errors for bad requests", () => {
     const engine = new GenerationEngine({ model, tokenizer: tok });
     try {

@@ -37,6 +37,8 @@ export interface GenerationResult {
   finishReason: FinishReason;
   /** Why a cancelled generation was cancelled (the abort reason), when known. */
   cancelReason?: unknown;
+  /** What went wrong, when the finish reason is "error". */
+  error?: unknown;
   promptTokens: number;
   completionTokens: number;
   /** Per generated token, when logprobs were asked for. */
@@ -215,6 +217,7 @@ export class Generation implements AsyncIterable<GenerationEvent> {
       durationMs: now() - this.started,
     };
     if (reason === "cancelled") result.cancelReason = this.cancelReason;
+    if (reason === "error") result.error = this.cancelReason;
     if (this.req.logprobs !== undefined) result.logprobs = this.logprobEntries;
     this.observer?.onFinish?.(result);
     this.resolveResult(result);
@@ -421,10 +424,17 @@ export class GenerationEngine {
 
   private kick(): void {
     if (this.loop) return;
-    this.loop = this.run().finally(() => {
-      this.loop = null;
-      if (this.queue.length > 0 || this.active.length > 0) this.kick();
-    });
+    this.loop = this.run()
+      .catch((e) => {
+        // never leave a rejected loop behind (an unhandled rejection would end the process)
+        this.fail([...this.active, ...this.queue.splice(0)], e);
+        this.active = [];
+        this.releaseCache();
+      })
+      .finally(() => {
+        this.loop = null;
+        if (this.queue.length > 0 || this.active.length > 0) this.kick();
+      });
   }
 
   private async run(): Promise<void> {

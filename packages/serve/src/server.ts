@@ -389,7 +389,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
 
   function checkResults(results: GenerationResult[]): void {
     for (const r of results) {
-      if (r.finishReason === "error") throw toApiError(r.cancelReason);
+      if (r.finishReason === "error") throw toApiError(r.error);
       if (r.finishReason === "cancelled") {
         if (r.cancelReason instanceof TypeformerError) throw toApiError(r.cancelReason);
         throw new ApiError(503, "the request was cancelled", "server_error", null, "cancelled");
