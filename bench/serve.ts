@@ -99,7 +99,7 @@ async function main() {
   // ---- 1. single stream vs PyTorch
   const torch = await TorchChild.start(CFG, TORCH_THREADS);
   const torchPid =
-    typeof torch === "string" ? undefined : (torch as unknown as { proc: { pid?: number } }).proc.pid;
+    typeof torch === "string" ? undefined : (torch as unknown as { proc?: { pid?: number } }).proc?.pid;
   const torchTps: number[] = [];
   const torchCpu: number[] = [];
   const engineTps: number[] = [];
