@@ -184,6 +184,18 @@ describe.skipIf(!haveChromium)("chat page in a real browser (mock server)", () =
     await page.getByLabel("Message", { exact: true }).fill("/toolong");
     await page.keyboard.press("Enter");
     await expect.poll(() => page.getByTestId("reply-error").last().textContent()).toMatch(/too long.*512/);
+    // a server that refuses logprobs still gets a reply (without the Tokens view)
+    await page.getByLabel("Message", { exact: true }).fill("/nologprobs");
+    await page.keyboard.press("Enter");
+    await page.getByTestId("stop").waitFor({ state: "visible" });
+    await page.getByTestId("send").waitFor({ state: "visible", timeout: 15_000 });
+    expect(await lastReply().textContent()).toMatch(/^Call me Ishmael/);
+    // a 500 in chat mode suggests the plain-text mode
+    await page.getByLabel("Message", { exact: true }).fill("/500");
+    await page.keyboard.press("Enter");
+    await expect
+      .poll(() => page.getByTestId("reply-error").last().textContent())
+      .toMatch(/500.*Continue text/);
     await page.screenshot({ path: join(ARTIFACTS, "06-errors.png") });
     await page.getByRole("button", { name: "Clear" }).click();
     expect(await page.getByTestId("assistant-message").count()).toBe(0);

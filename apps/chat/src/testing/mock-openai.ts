@@ -141,6 +141,9 @@ export async function startMockOpenAI(
         return err(res, 429, "the request queue is full (64 waiting)", "rate_limit_exceeded", {
           "retry-after": "2",
         });
+      if (last.includes("/nologprobs") && (body.logprobs || body.top_logprobs))
+        return err(res, 400, "logprobs are not supported by this server", "invalid_value");
+      if (last.includes("/500")) return err(res, 500, "internal server error", "server_error");
       if (last.includes("/toolong"))
         return err(
           res,

@@ -6,6 +6,7 @@ import {
   fitToContext,
   listModelInfo,
   type ModelInfo,
+  type StreamEvent,
   streamChat,
   streamCompletion,
   type TokenLogprob,
@@ -114,20 +115,29 @@ export function App() {
         apiKey: settings.apiKey || undefined,
         model: modelId,
         sampling,
-        topLogprobs: 5,
         signal: ctrl.signal,
       };
-      const events =
+      const open = (topLogprobs: number) =>
         settings.mode === "complete"
-          ? streamCompletion({ ...common, prompt: fitted.prompt })
-          : streamChat({ ...common, messages: apiMessages });
-      for await (const ev of events) {
-        if (ev.type === "delta") {
-          content += ev.content;
-          if (ev.logprobs.length > 0) logprobs = logprobs.concat(ev.logprobs);
-          update({ content, logprobs });
-        } else if (ev.type === "finish") finish = ev.reason;
-        else if (ev.type === "usage") usage = ev.usage;
+          ? streamCompletion({ ...common, topLogprobs, prompt: fitted.prompt })
+          : streamChat({ ...common, topLogprobs, messages: apiMessages });
+      const consume = async (events: AsyncGenerator<StreamEvent>) => {
+        for await (const ev of events) {
+          if (ev.type === "delta") {
+            content += ev.content;
+            if (ev.logprobs.length > 0) logprobs = logprobs.concat(ev.logprobs);
+            update({ content, logprobs });
+          } else if (ev.type === "finish") finish = ev.reason;
+          else if (ev.type === "usage") usage = ev.usage;
+        }
+      };
+      try {
+        await consume(open(5));
+      } catch (e) {
+        // a server without log-probabilities: chat anyway, the Tokens view says what is missing
+        if (!(e instanceof ChatApiError && e.status === 400 && /logprob/i.test(e.message) && content === ""))
+          throw e;
+        await consume(open(0));
       }
       update({ content, logprobs, finish, usage, ms: performance.now() - started });
     } catch (e) {
@@ -474,6 +484,14 @@ export function App() {
                 {m.error && (
                   <div class="error" role="alert" data-testid="reply-error">
                     {m.error}
+                    {settings.mode === "chat" && /\b500\b|vocabulary|template/i.test(m.error) && (
+                      <div class="hint-row">
+                        Trained on plain text only? Such a model cannot read the chat format.{" "}
+                        <button type="button" class="link" onClick={() => setSettings({ mode: "complete" })}>
+                          Switch to “Continue text”
+                        </button>
+                      </div>
+                    )}
                   </div>
                 )}
                 {m.role === "assistant" && m.finish !== undefined && (
