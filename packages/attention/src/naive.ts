@@ -1,4 +1,5 @@
 import { tf } from "@typeformer/core";
+import { dropoutMultipliers, dropoutSeed } from "./dropout.js";
 import type { AttentionImplementation, AttentionOptions, AttentionResult } from "./types.js";
 import { type AttentionDims, attentionDims, NEG_INF, staticVisibility } from "./validate.js";
 
@@ -58,14 +59,10 @@ export function naiveAttention(
   const { B, H, Hkv, G, Tq, Tk, D } = dims;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const dropout = opts.dropout ?? 0;
-  let keep: Float32Array | undefined;
-  if (dropout > 0 && opts.rng) {
-    const n = B * H * Tq * Tk;
-    keep = new Float32Array(n);
-    const rng = opts.rng;
-    const inv = 1 / (1 - dropout);
-    for (let i = 0; i < n; i++) keep[i] = rng.float() >= dropout ? inv : 0;
-  }
+  const keep =
+    dropout > 0 && opts.rng
+      ? dropoutMultipliers(dropoutSeed(opts.rng), dropout, dims, 0, Tq, 0, Tk)
+      : undefined;
   return tf.tidy(() => {
     // scale the smaller of q and the scores
     const scaleQ = scale !== 1 && D <= Tk;

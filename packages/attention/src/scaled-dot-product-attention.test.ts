@@ -17,14 +17,14 @@ function randn(shape: number[], seed: number): tf.Tensor4D {
 }
 
 describeEachBackend("scaledDotProductAttention", () => {
-  it("auto routes small or weight-returning calls to naive and long ones to tiled, with equal results", async () => {
+  it("auto routes small or weight-returning calls to naive and long ones (dropout too) to tiled, with equal results", async () => {
     const q = randn([1, 2, 600, 8], 1);
     const k = randn([1, 2, 600, 8], 2);
     const small = randn([1, 2, 4, 8], 3);
     expect(selectAttentionImplementation(small, small, small, {}).name).toBe("naive");
     expect(selectAttentionImplementation(q, k, k, { causal: true }).name).toBe("tiled");
     expect(selectAttentionImplementation(q, k, k, { returnWeights: true }).name).toBe("naive");
-    expect(selectAttentionImplementation(q, k, k, { dropout: 0.1, rng: new Random(1) }).name).toBe("naive");
+    expect(selectAttentionImplementation(q, k, k, { dropout: 0.1, rng: new Random(1) }).name).toBe("tiled");
     await expectNoLeaks(() => {
       const a = scaledDotProductAttention(q, k, k, { causal: true }).output;
       const b = scaledDotProductAttention(q, k, k, { causal: true, implementation: "naive" }).output;

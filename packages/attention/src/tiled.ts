@@ -1,4 +1,5 @@
 import { TypeformerError, tf } from "@typeformer/core";
+import { dropoutMultipliers, dropoutSeed } from "./dropout.js";
 import type { AttentionImplementation, AttentionOptions, AttentionResult } from "./types.js";
 import { type AttentionDims, attentionDims, blockKind, NEG_INF, staticVisibility } from "./validate.js";
 
@@ -101,6 +102,8 @@ interface Plan {
   kStarts: number[];
   rowsCanBeEmpty: boolean;
   hasKeyMask: boolean;
+  /** Attention dropout: the mask of block (i, j) is regenerated from the seed in both passes. */
+  dropout?: { seed: number; rate: number };
   /** The bias viewed as 5-D (bB, 1|Hkv, 1|G, 1|Tq, 1|Tk), or undefined. */
   bias5Shape?: [number, number, number, number, number];
   biasShape?: number[];
@@ -183,6 +186,24 @@ function scoreBlock(plan: Plan, blocks: Blocks, i: number, j: number): { s: tf.T
   return { s, vis };
 }
 
+/** Dropout multipliers of block (i, j) as (B, Hkv, G, bq, bk), or undefined without dropout. */
+function dropoutBlock(plan: Plan, i: number, j: number): tf.Tensor | undefined {
+  if (!plan.dropout) return undefined;
+  const { B, H, Hkv, G, Tq, Tk } = plan.dims;
+  const bq = plan.qSizes[i];
+  const bk = plan.kSizes[j];
+  const m = dropoutMultipliers(
+    plan.dropout.seed,
+    plan.dropout.rate,
+    { B, H, Tq, Tk },
+    plan.qStarts[i],
+    bq,
+    plan.kStarts[j],
+    bk,
+  );
+  return tf.tensor(m, [B, Hkv, G, bq, bk], "float32");
+}
+
 function forward(plan: Plan, blocks: Blocks): { out: tf.Tensor4D; lse: tf.Tensor } {
   const { B, H, Hkv, G, Tq, Dv } = plan.dims;
   const outs: tf.Tensor[] = [];
@@ -206,6 +227,8 @@ function forward(plan: Plan, blocks: Blocks): { out: tf.Tensor4D; lse: tf.Tensor
         s.dispose();
         const lb = tf.reciprocal(tf.max(ps, 4, true));
         if (vis) ps = tf.mul(ps, vis);
+        const drop = dropoutBlock(plan, i, j);
+        if (drop) ps = tf.mul(ps, drop);
         const ob = tf.reshape(tf.matMul(tf.reshape(ps, [B, Hkv, G * bq, plan.kSizes[j]]), blocks.v[j]), [
           B,
           Hkv,
@@ -301,13 +324,17 @@ function backward(
           return vis ? tf.mul(e, vis) : e;
         });
         s.dispose();
-        const p4 = tf.reshape(p5, [B, Hkv, G * bq, bk]);
-        const dVpart = tf.matMul(p4, dOut[i], true, false);
-        p4.dispose();
+        // with dropout M: out = (p⊙M)·v, so dV = (p⊙M)ᵀ·dO and dP = (dO·vᵀ)⊙M
+        const drop = dropoutBlock(plan, i, j);
+        const pd4 = tf.reshape(drop ? tf.mul(p5, drop) : p5, [B, Hkv, G * bq, bk]);
+        const dVpart = tf.matMul(pd4, dOut[i], true, false);
+        pd4.dispose();
         const dS5 = tf.tidy(() => {
-          const dP5 = tf.reshape(tf.matMul(dOut[i], blocks.v[j], false, true), [B, Hkv, G, bq, bk]);
+          let dP5 = tf.reshape(tf.matMul(dOut[i], blocks.v[j], false, true), [B, Hkv, G, bq, bk]);
+          if (drop) dP5 = tf.mul(dP5, drop);
           return tf.mul(p5, tf.sub(dP5, rowDot[i]));
         });
+        drop?.dispose();
         p5.dispose();
         const dS4 = tf.reshape(dS5, [B, Hkv, G * bq, bk]);
         const dQpart = tf.matMul(dS4, blocks.k[j]);
@@ -363,8 +390,8 @@ function backward(
  * Memory-efficient attention (flash attention's algorithm): blocks of queries against blocks of
  * keys/values with a running max and sum, never forming the (Tq, Tk) matrix; fully masked blocks are
  * skipped. The custom gradient recomputes each block from the saved log-sum-exp, so memory stays
- * linear in T in both passes. Supports causal, keyMask, window, bias (with its gradient), GQA/MQA;
- * not dropout or returnWeights.
+ * linear in T in both passes. Supports causal, keyMask, window, bias (with its gradient), GQA/MQA
+ * and dropout (blocks of a stateless mask, regenerated in the backward pass); not returnWeights.
  */
 export function tiledAttention(
   q: tf.Tensor4D,
@@ -374,7 +401,6 @@ export function tiledAttention(
 ): AttentionResult {
   const dims = attentionDims(q, k, v, opts);
   if (opts.returnWeights) unsupported("returnWeights");
-  if ((opts.dropout ?? 0) > 0) unsupported("dropout");
   const { B, H, Hkv, G, Tq, Tk, D } = dims;
   const [bq, bk] = blockSizes(opts.blockSize);
   const qSizes = chunks(Tq, bq);
@@ -392,6 +418,10 @@ export function tiledAttention(
     kStarts: starts(kSizes),
     hasKeyMask: opts.keyMask !== undefined,
     rowsCanBeEmpty: opts.keyMask !== undefined || ((causal || opts.window !== undefined) && Tq > Tk),
+    dropout:
+      (opts.dropout ?? 0) > 0 && opts.rng
+        ? { seed: dropoutSeed(opts.rng), rate: opts.dropout as number }
+        : undefined,
   };
   if (Tq === 0) return { output: tf.zeros([B, H, 0, dims.Dv]) as tf.Tensor4D };
   const inputs: tf.Tensor[] = [q, k, v];
@@ -445,8 +475,7 @@ export const tiledImplementation: AttentionImplementation = {
   name: "tiled",
   sdpa: tiledAttention,
   // worth it once the score matrix is large; the naive path is faster for short sequences
-  supports: (q, k, _v, opts) =>
-    !opts.returnWeights && !((opts.dropout ?? 0) > 0) && q.shape[2] * k.shape[2] >= 512 * 512,
+  supports: (q, k, _v, opts) => !opts.returnWeights && q.shape[2] * k.shape[2] >= 512 * 512,
   autoPriority: 10,
-  unsupported: ["returnWeights", "dropout"],
+  unsupported: ["returnWeights"],
 };

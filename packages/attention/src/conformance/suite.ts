@@ -2,6 +2,7 @@ import { Random, tf } from "@typeformer/core";
 import { assertClose, describeEachBackend, expectNoLeaks } from "@typeformer/test-utils";
 import { expect, it } from "vitest";
 import { alibiBias, alibiSlopes } from "../alibi.js";
+import { dropoutMultipliers } from "../dropout.js";
 import { KVCache } from "../kv-cache.js";
 import type { AttentionOptions } from "../types.js";
 import type { ConformanceEntry } from "./implementations.js";
@@ -314,7 +315,7 @@ export function attentionConformanceSuite(
         `${entry.name}: dropout with a seeded Random matches the reference and repeats`,
         () => {
           if (!onBackend(entry)) return;
-          const c = ATTENTION_CASES[4];
+          const c = ATTENTION_CASES[12]; // GQA + causal + key mask
           const built = buildCase(c);
           const rate = 0.3;
           try {
@@ -327,11 +328,12 @@ export function attentionConformanceSuite(
               }).output;
             const a = run();
             const b = run();
-            // the implementations draw one rng.float() per (b, h, i, j) in row-major order
-            const rng = new Random(7);
-            const n = built.p.B * built.p.H * built.p.Tq * built.p.Tk;
-            const mult = new Float64Array(n);
-            for (let i = 0; i < n; i++) mult[i] = rng.float() >= rate ? 1 / (1 - rate) : 0;
+            // every implementation draws one seed from the rng and uses the shared stateless mask
+            const { B, H, Tq, Tk } = built.p;
+            const mult = dropoutMultipliers(new Random(7).nextUint32(), rate, { B, H, Tq, Tk }, 0, Tq, 0, Tk);
+            let dropped = 0;
+            for (const m of mult) if (m === 0) dropped++;
+            expect(Math.abs(dropped / mult.length - rate)).toBeLessThan(0.05);
             const ref = refAttention({ ...built.p, dropoutMultiplier: mult });
             assertClose(a, ref.out, { ...FWD, label: "dropout output" });
             assertClose(a, b, { atol: 0, rtol: 0, label: "same seed, same output" });
