@@ -41,15 +41,29 @@ const modelName = argv.includes("--model") ? argv[argv.indexOf("--model") + 1] :
 const model = modelName === "tiny" ? new TinyGpt(cfg, 0) : modelsGpt2(cfg, 0);
 const adam = new AdamW();
 
-function timeSteps(n: number): number[] {
+/** CPU ms per step of every timed step, by run label (process CPU time: robust on a loaded machine). */
+const cpuMs = new Map<number[], number[]>();
+
+function timeSteps(n: number, cpuInto?: number[]): number[] {
   const ms: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     trainStep(model, adam, ids, targets);
+    const c = process.cpuUsage(c0);
     ms.push(performance.now() - t0);
+    cpuInto?.push((c.user + c.system) / 1000);
   }
   return ms;
 }
+const cpuOf = (ms: number[]) => {
+  let c = cpuMs.get(ms);
+  if (!c) {
+    c = [];
+    cpuMs.set(ms, c);
+  }
+  return c;
+};
 
 if (flag("profile")) {
   timeSteps(2);
@@ -101,25 +115,32 @@ if (withThreads) {
 timeSteps(2); // warm-up
 if (typeof torch !== "string") await torch.call({ cmd: "train", steps: 2 });
 for (let r = 0; r < rounds; r++) {
-  ours.push(...timeSteps(steps));
-  if (typeof torch !== "string") pt.push(...(await torch.call<{ ms: number[] }>({ cmd: "train", steps })).ms);
-  if (torch1 && typeof torch1 !== "string")
-    pt1.push(...(await torch1.call<{ ms: number[] }>({ cmd: "train", steps })).ms);
+  ours.push(...timeSteps(steps, cpuOf(ours)));
+  if (typeof torch !== "string") {
+    const r2 = await torch.call<{ ms: number[]; cpu: number[] }>({ cmd: "train", steps });
+    pt.push(...r2.ms);
+    cpuOf(pt).push(...r2.cpu);
+  }
+  if (torch1 && typeof torch1 !== "string") {
+    const r1 = await torch1.call<{ ms: number[]; cpu: number[] }>({ cmd: "train", steps });
+    pt1.push(...r1.ms);
+    cpuOf(pt1).push(...r1.cpu);
+  }
   if (!flag("no-relaxed") && registerWasmKernels({ variant: "relaxed-simd" }).variant === "relaxed-simd") {
-    relaxed.push(...timeSteps(steps));
+    relaxed.push(...timeSteps(steps, cpuOf(relaxed)));
   }
   registerWasmKernels({ variant });
   if (withThreads) {
     registerWasmKernels({ threads: 2 });
-    if (await wasmThreadsReady()) threaded.push(...timeSteps(steps));
+    if (await wasmThreadsReady()) threaded.push(...timeSteps(steps, cpuOf(threaded)));
     if (!flag("no-relaxed") && registerWasmKernels({ variant: "relaxed-simd" }).variant === "relaxed-simd") {
-      if (await wasmThreadsReady()) relaxedThreaded.push(...timeSteps(steps));
+      if (await wasmThreadsReady()) relaxedThreaded.push(...timeSteps(steps, cpuOf(relaxedThreaded)));
     }
     registerWasmKernels({ variant, threads: 1 });
   }
   if (!flag("no-stock") && r === 0) {
     unregisterWasmKernels();
-    stock.push(...timeSteps(2));
+    stock.push(...timeSteps(2, cpuOf(stock)));
     registerWasmKernels();
   }
 }
@@ -129,6 +150,7 @@ if (torch1 && typeof torch1 !== "string") torch1.close();
 const tps = (ms: number) => (tokensPerStep / ms) * 1000;
 const anchor = pt.length ? median(pt) : undefined;
 const anchor1 = pt1.length ? median(pt1) : undefined;
+const cpuAnchor1 = pt1.length ? median(cpuOf(pt1)) : undefined;
 const row = (name: string, ms: number[]) => {
   if (!ms.length) return undefined;
   const m = median(ms);
@@ -139,9 +161,14 @@ const row = (name: string, ms: number[]) => {
     "tokens/s": Math.round(tps(m)),
     "× PyTorch 2 threads": anchor ? +(anchor / m).toFixed(3) : "n/a",
     "× PyTorch 1 thread": anchor1 ? +(anchor1 / m).toFixed(3) : "n/a",
+    "CPU ms/step": cpuOf(ms).length ? +median(cpuOf(ms)).toFixed(1) : "n/a",
+    "× PyTorch 1 thread (CPU time)":
+      cpuAnchor1 && cpuOf(ms).length ? +(cpuAnchor1 / median(cpuOf(ms))).toFixed(3) : "n/a",
   };
 };
-console.log(`ratios from medians; machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
+console.log(
+  `ratios from medians (wall clock, and process CPU time per step: steadier on a loaded machine, counts every thread); load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`,
+);
 console.log(
   `train step, ${modelName === "tiny" ? "bench/gpt-tiny.ts GPT" : "@typeformer/models GPT-2"}, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d} ctx=${cfg.ctx} batch=${cfg.batch} vocab=${cfg.vocab}), ${tokensPerStep} tokens/step`,
 );

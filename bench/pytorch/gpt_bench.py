@@ -6,8 +6,8 @@ biases) built from plain torch ops, the same architecture as bench/gpt-tiny.ts. 
 child process so the TypeScript bench can alternate measurements with its own in one sitting: it reads
 one JSON command per line on stdin and answers one JSON line on stdout.
 
-  {"cmd": "train", "steps": 5}            -> {"ms": [...per step...]}
-  {"cmd": "decode", "batch": 8, "tokens": 32} -> {"ms": total, "tokens": batch*tokens}
+  {"cmd": "train", "steps": 5}            -> {"ms": [...per step...], "cpu": [...CPU ms per step...]}
+  {"cmd": "decode", "batch": 8, "tokens": 32} -> {"ms": total, "cpu": CPU ms, "tokens": batch*tokens}
   {"cmd": "quit"}
 
 Threads follow the issue: OPENBLAS_NUM_THREADS=1 (set by the caller) and torch.set_num_threads(2).
@@ -109,17 +109,19 @@ def main():
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["cmd"] == "train":
-            ms = []
+            ms, cpu = [], []
             for _ in range(cmd.get("steps", 5)):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 loss = train_step()
                 ms.append((time.perf_counter() - t0) * 1e3)
-            print(json.dumps({"ms": ms, "loss": loss}), flush=True)
+                cpu.append((time.process_time() - c0) * 1e3)  # CPU time of all threads
+            print(json.dumps({"ms": ms, "cpu": cpu, "loss": loss}), flush=True)
         elif cmd["cmd"] == "decode":
             b, n = cmd.get("batch", 1), cmd.get("tokens", 32)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             decode(b, n)
-            print(json.dumps({"ms": (time.perf_counter() - t0) * 1e3, "tokens": b * n}), flush=True)
+            ms, cpu = (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
+            print(json.dumps({"ms": ms, "cpu": cpu, "tokens": b * n}), flush=True)
         elif cmd["cmd"] == "quit":
             break
 
