@@ -3,7 +3,8 @@ import { runCli } from "./program.js";
 
 runCli(process.argv).then(
   (code) => {
-    process.exitCode = code;
+    // a command's action may already have set a failing exit code; never overwrite it with success
+    if (code !== 0 || process.exitCode === undefined) process.exitCode = code;
   },
   (err) => {
     process.stderr.write(`typeformer: ${err instanceof Error ? err.message : String(err)}\n`);
