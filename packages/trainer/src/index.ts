@@ -1,5 +1,12 @@
 export type { CheckpointEntry, CheckpointIndex, CheckpointOptions, TrainerState } from "./checkpoint.js";
 export { CheckpointManager, checkpointName } from "./checkpoint.js";
+export type { ComputeCost, ComputeCostInput, CostAssumptions } from "./compute-cost.js";
+export {
+  computeCost,
+  costAssumptionsFromEnv,
+  DEFAULT_COST_ASSUMPTIONS,
+  formatComputeCost,
+} from "./compute-cost.js";
 export type { CorpusDocument, CorpusSpec } from "./corpora.js";
 export { BUNDLED_CORPORA, decodeUtf8, readCorpus, stripBrownTags } from "./corpora.js";
 export type {

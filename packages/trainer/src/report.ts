@@ -1,4 +1,5 @@
 import { appendFile, readFile } from "node:fs/promises";
+import type { ComputeCost } from "./compute-cost.js";
 import { writeFileAtomic } from "./fs-util.js";
 
 /** One line of `metrics.jsonl`. */
@@ -100,4 +101,6 @@ export interface RunReport {
   finalValLoss: number | null;
   bestValLoss: number | null;
   backend: string;
+  /** FLOPs, achieved FLOP/s, energy and CO₂ estimate with the assumptions shown. */
+  cost?: ComputeCost;
 }

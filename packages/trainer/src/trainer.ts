@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { Random, TypeformerError, tf } from "@typeformer/core";
 import { CheckpointManager, type CheckpointOptions, type TrainerState } from "./checkpoint.js";
+import { type CostAssumptions, computeCost, costAssumptionsFromEnv } from "./compute-cost.js";
 import { nodeIO, type TrainerIO, writeFileAtomic } from "./fs-util.js";
 import { AdamW, type AdamWOptions } from "./optimizer.js";
 import { appendJsonl, type RunReport, readJsonl, type StepMetrics, writeLossCurve } from "./report.js";
@@ -55,6 +56,8 @@ export interface TrainerOptions<B> {
   config?: unknown;
   /** Training FLOPs per target token (default 6 · parameters). */
   flopsPerToken?: number;
+  /** Energy/CO₂ assumptions for the report's `cost` (defaults, then TYPEFORMER_* env overrides, then these). */
+  costAssumptions?: Partial<CostAssumptions>;
   callbacks?: TrainerCallbacks;
   /** Stop after this much training wall time (ms), with the final eval and checkpoint, even before `steps`. */
   maxTimeMs?: number;
@@ -363,6 +366,10 @@ export class Trainer<B> {
       finalValLoss: this.lastValLoss,
       bestValLoss: this.bestValLoss,
       backend: tf.getBackend(),
+      cost: computeCost(
+        { parameters: n, tokens: this.tokensSeen, flopsPerToken: fpt, wallTimeSec: wall },
+        { ...costAssumptionsFromEnv(), ...this.opts.costAssumptions },
+      ),
     };
   }
 

@@ -10,6 +10,7 @@ import {
 import { type Dashboard, startDashboard } from "@typeformer/finetune-app";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
+import { costLine } from "./train.js";
 
 interface FinetuneFlags {
   base: string;
@@ -254,6 +255,7 @@ async function finetuneCommand(flags: FinetuneFlags): Promise<void> {
         : ""),
     `  trainable ${r.trainableParameters.toLocaleString()} / ${r.totalParameters.toLocaleString()} parameters (${(100 * r.trainableShare).toFixed(2)}%)`,
     `  ${r.inputTokens.toLocaleString()} input tokens, ${r.tokensSeen.toLocaleString()} targets, ${(r.flops / 1e9).toFixed(2)} GFLOP (${(r.achievedFlopsPerSec / 1e9).toFixed(2)} GFLOP/s)`,
+    r.cost ? costLine(r.cost) : "",
     `  peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB, peak tensor memory ${(r.peakTensorBytes / 2 ** 20).toFixed(1)} MiB`,
     r.skippedLines.length > 0
       ? `  skipped ${r.skippedLines.length} bad lines (first: line ${r.skippedLines[0].line}: ${r.skippedLines[0].problem})`

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { isTypeformerError } from "@typeformer/core";
 import type { CausalLM } from "@typeformer/models";
+import type { RunReport } from "@typeformer/trainer";
 import {
   closestKey,
   parseRunConfig,
@@ -186,6 +187,7 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
       `${r.tokensSeen.toLocaleString()} tokens, ${r.wallTimeSec.toFixed(0)} s training (${((Date.now() - started) / 1000).toFixed(0)} s in all), ` +
       `${(r.achievedFlopsPerSec / 1e9).toFixed(2)} GFLOP/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
   );
+  if (r.cost) console.log(costLine(r.cost));
   console.log(`run folder ${result.runDir}: metrics.jsonl, loss-curve.svg, report.json, checkpoints/`);
   if (result.checkpoint) console.log(`latest checkpoint (HF layout + tokenizer): ${result.checkpoint}`);
   if (flags.samples !== false && result.model.family === "decoder") {
@@ -207,4 +209,12 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
     }
   }
   result.model.dispose();
+}
+
+/** One line of compute cost with its assumptions (details in report.json's `cost`). */
+export function costLine(c: NonNullable<RunReport["cost"]>): string {
+  const a = c.assumptions;
+  const power =
+    a.device === "gpu" ? `${a.gpus}×${a.wattsPerGpu} W GPU` : `${a.cores}×${a.wattsPerCore} W/core`;
+  return `  compute: ${(c.flops / 1e12).toPrecision(3)} TFLOP, ~${(c.energyKwh * 1000).toPrecision(3)} Wh, ~${c.co2Grams.toPrecision(3)} g CO₂e (assumed ${power}, PUE ${a.pue}, ${a.gridGCo2PerKwh} g/kWh; TYPEFORMER_* env overrides)`;
 }
