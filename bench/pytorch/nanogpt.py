@@ -113,7 +113,7 @@ for it in range(iters):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
-    if it % 100 == 0:
+    if it % 50 == 0:
         print(f"iter {it} loss {loss.item():.4f}", file=sys.stderr, flush=True)
 train_s = time.time() - t0
 train_cpu = time.process_time() - c0
