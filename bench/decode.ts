@@ -55,6 +55,22 @@ if (typeof torch === "string") console.log(torch);
 const torch1 = typeof torch === "string" ? undefined : await TorchChild.start(cfg, 1);
 
 const rows: Record<string, string | number>[] = [];
+/** Process CPU ms of each run, keyed by the run's wall-time array. */
+const cpuMs = new Map<number[], number[]>();
+const cpuOf = (ms: number[]) => {
+  let c = cpuMs.get(ms);
+  if (!c) {
+    c = [];
+    cpuMs.set(ms, c);
+  }
+  return c;
+};
+const timed = (into: number[], f: () => number) => {
+  const c0 = process.cpuUsage();
+  into.push(f());
+  const c = process.cpuUsage(c0);
+  cpuOf(into).push((c.user + c.system) / 1000);
+};
 for (const batch of [1, 8]) {
   const ours: number[] = [];
   const stock: number[] = [];
@@ -63,14 +79,20 @@ for (const batch of [1, 8]) {
   decode(batch, 4);
   if (typeof torch !== "string") await torch.call({ cmd: "decode", batch, tokens: 4 });
   for (let r = 0; r < rounds; r++) {
-    ours.push(decode(batch, tokens));
+    timed(ours, () => decode(batch, tokens));
     unregisterWasmKernels();
-    stock.push(decode(batch, tokens));
+    timed(stock, () => decode(batch, tokens));
     registerWasmKernels();
-    if (typeof torch !== "string")
-      pt.push((await torch.call<{ ms: number }>({ cmd: "decode", batch, tokens })).ms);
-    if (torch1 && typeof torch1 !== "string")
-      pt1.push((await torch1.call<{ ms: number }>({ cmd: "decode", batch, tokens })).ms);
+    if (typeof torch !== "string") {
+      const r2 = await torch.call<{ ms: number; cpu: number }>({ cmd: "decode", batch, tokens });
+      pt.push(r2.ms);
+      cpuOf(pt).push(r2.cpu);
+    }
+    if (torch1 && typeof torch1 !== "string") {
+      const r1 = await torch1.call<{ ms: number; cpu: number }>({ cmd: "decode", batch, tokens });
+      pt1.push(r1.ms);
+      cpuOf(pt1).push(r1.cpu);
+    }
   }
   const tps = (ms: number[]) => (batch * tokens * 1000) / median(ms);
   const anchor = pt.length ? tps(pt) : undefined;
@@ -83,6 +105,10 @@ for (const batch of [1, 8]) {
       "tokens/s (best)": Math.round((batch * tokens * 1000) / Math.min(...ms)),
       "× PyTorch 2 threads": anchor ? +(tps(ms) / anchor).toFixed(3) : "n/a",
       "× PyTorch 1 thread": anchor1 ? +(tps(ms) / anchor1).toFixed(3) : "n/a",
+      "CPU ms/token": +(median(cpuOf(ms)) / (batch * tokens)).toFixed(3),
+      "× PyTorch 1 thread (CPU time)": pt1.length
+        ? +(median(cpuOf(pt1)) / median(cpuOf(ms))).toFixed(3)
+        : "n/a",
     });
   add(`tf.js wasm + Typeformer kernels (${variant})`, ours);
   add("tf.js wasm, stock kernels", stock);
@@ -91,7 +117,9 @@ for (const batch of [1, 8]) {
 }
 if (typeof torch !== "string") torch.close();
 if (torch1 && typeof torch1 !== "string") torch1.close();
-console.log(`ratios from medians; machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
+console.log(
+  `ratios from medians (wall clock; CPU time counts every thread); machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`,
+);
 console.log(
   `KV-cached greedy decode, ${modelName === "tiny" ? "bench/gpt-tiny.ts GPT" : "@typeformer/models GPT-2"}, ${tokens} tokens per row, nanoGPT CPU config (${cfg.layers}L ${cfg.heads}H d=${cfg.d})`,
 );

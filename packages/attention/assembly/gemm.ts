@@ -201,6 +201,66 @@ function tile(
   }
 }
 
+/**
+ * One row of C (decoding at batch 1): C[0, 0..nc] (+)= packedA(1 row of kc, k stride MR) * B(kc x nc),
+ * B read in place with row pitch `ldb` bytes; 16 columns (4 accumulators) at a time, no padding waste.
+ */
+function row1(pa: usize, b: usize, ldb: usize, kc: i32, c: usize, nc: i32, accumulate: bool): void {
+  let j = 0;
+  for (; j + 16 <= nc; j += 16) {
+    let c0 = f32x4.splat(0);
+    let c1 = f32x4.splat(0);
+    let c2 = f32x4.splat(0);
+    let c3 = f32x4.splat(0);
+    let p = pa;
+    let pb = b + <usize>j * 4;
+    for (let k = 0; k < kc; k++) {
+      const a = v128.load32_splat(p);
+      c0 = madd(a, v128.load(pb), c0);
+      c1 = madd(a, v128.load(pb, 16), c1);
+      c2 = madd(a, v128.load(pb, 32), c2);
+      c3 = madd(a, v128.load(pb, 48), c3);
+      p += MR * 4;
+      pb += ldb;
+    }
+    const q = c + <usize>j * 4;
+    if (accumulate) {
+      c0 = f32x4.add(c0, v128.load(q));
+      c1 = f32x4.add(c1, v128.load(q, 16));
+      c2 = f32x4.add(c2, v128.load(q, 32));
+      c3 = f32x4.add(c3, v128.load(q, 48));
+    }
+    v128.store(q, c0);
+    v128.store(q, c1, 16);
+    v128.store(q, c2, 32);
+    v128.store(q, c3, 48);
+  }
+  for (; j + 4 <= nc; j += 4) {
+    let c0 = f32x4.splat(0);
+    let p = pa;
+    let pb = b + <usize>j * 4;
+    for (let k = 0; k < kc; k++) {
+      c0 = madd(v128.load32_splat(p), v128.load(pb), c0);
+      p += MR * 4;
+      pb += ldb;
+    }
+    const q = c + <usize>j * 4;
+    v128.store(q, accumulate ? f32x4.add(c0, v128.load(q)) : c0);
+  }
+  for (; j < nc; j++) {
+    let s: f32 = 0;
+    let p = pa;
+    let pb = b + <usize>j * 4;
+    for (let k = 0; k < kc; k++) {
+      s += load<f32>(p) * load<f32>(pb);
+      p += MR * 4;
+      pb += ldb;
+    }
+    const q = c + <usize>j * 4;
+    store<f32>(q, accumulate ? load<f32>(q) + s : s);
+  }
+}
+
 /** One product: C (M x N) = op(A) * op(B). */
 function gemm(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, transA: bool, transB: bool, scratch: usize): void {
   gemmRows(a, b, c, M, N, K, transA ? 1 : 0, transB ? 1 : 0, 0, M, scratch);
@@ -241,6 +301,10 @@ export function gemmRows(
         const mr = min(MR, m1 - ic);
         packA(a, bufA, M, K, transA != 0, ic, mr, pc, kc);
         const crow = c + (<usize>ic * <usize>N + <usize>jc) * 4;
+        if (direct && mr == 1) {
+          row1(bufA, b + (<usize>pc * <usize>N + <usize>jc) * 4, ldb, kc, crow, nc, accumulate);
+          continue;
+        }
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
           const cp = crow + <usize>jr * 4;

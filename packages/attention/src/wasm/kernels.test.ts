@@ -68,6 +68,7 @@ describe("wasm SIMD kernels: BatchMatMul / _FusedMatMul", () => {
 
   const sizes: [number, number, number][] = [
     [1, 1, 1],
+    [1, 37, 300], // one row: 16-wide, 4-wide and scalar column chunks, K over one block
     [3, 17, 5],
     [17, 3, 129],
     [4, 8, 300],
