@@ -41,14 +41,20 @@ export function buildMasks(dims: AttentionDims, opts: AttentionOptions): MaskTen
   return { additive, visible };
 }
 
-/** Applies a (B, Hkv, Tk, ·) tensor to (B, H, Tq, Tk) weights, without repeating it for GQA. */
-function weightedSum(p: tf.Tensor4D, v: tf.Tensor4D, dims: AttentionDims): tf.Tensor4D {
-  const { B, H, Hkv, G, Tq, Tk, Dv } = dims;
-  if (G === 1) return tf.matMul(p, v);
-  return tf.reshape(tf.matMul(tf.reshape(p, [B, Hkv, G * Tq, Tk]), v), [B, H, Tq, Dv]);
+/** Sums x over the axes where `shape` (right-aligned, rank ≤ 4) broadcasts, and reshapes to it. */
+function reduceToShape(x: tf.Tensor, shape: number[]): tf.Tensor {
+  const s4 = [...new Array(4 - shape.length).fill(1), ...shape];
+  const axes: number[] = [];
+  for (let a = 0; a < 4; a++) if (s4[a] === 1 && x.shape[a] !== 1) axes.push(a);
+  return tf.reshape(axes.length ? tf.sum(x, axes, true) : x, shape);
 }
 
-/** The textbook path: scores = q·kᵀ, masks and bias, softmax, dropout, ·v. Forms (B, H, Tq, Tk). */
+/**
+ * The textbook path: scores = q·kᵀ·scale + masks + bias, softmax, dropout, ·v. Forms (B, H, Tq, Tk).
+ * Its gradient is written out (dS = P ⊙ (dP − rowsum(dO ⊙ O))), so only the probabilities are kept
+ * for the backward pass instead of every intermediate (B, H, Tq, Tk) tensor autodiff would hold.
+ * `weights` are the probabilities as a plain tensor (no gradient flows back through them).
+ */
 export function naiveAttention(
   q: tf.Tensor4D,
   k: tf.Tensor4D,
@@ -56,31 +62,82 @@ export function naiveAttention(
   opts: AttentionOptions = {},
 ): AttentionResult {
   const dims = attentionDims(q, k, v, opts);
-  const { B, H, Hkv, G, Tq, Tk, D } = dims;
+  const { B, H, Hkv, G, Tq, Tk, D, Dv } = dims;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const dropout = opts.dropout ?? 0;
   const keep =
     dropout > 0 && opts.rng
       ? dropoutMultipliers(dropoutSeed(opts.rng), dropout, dims, 0, Tq, 0, Tk)
       : undefined;
-  return tf.tidy(() => {
+  const bias = opts.bias;
+  const biasShape = bias?.shape;
+  let weights: tf.Tensor4D | undefined;
+  const free = (x: tf.Tensor, y: tf.Tensor): tf.Tensor => {
+    x.dispose();
+    return y;
+  };
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [qi, ki, vi] = args as tf.Tensor4D[];
+    const bi = bias ? (args[3] as tf.Tensor) : undefined;
+    const save = args[bias ? 4 : 3] as tf.GradSaveFunc;
     // scale the smaller of q and the scores
     const scaleQ = scale !== 1 && D <= Tk;
-    const qs = scaleQ ? tf.mul(q, scale) : q;
-    let s: tf.Tensor4D =
-      G === 1
-        ? tf.matMul(qs, k, false, true)
-        : tf.reshape(tf.matMul(tf.reshape(qs, [B, Hkv, G * Tq, D]), k, false, true), [B, H, Tq, Tk]);
-    if (scale !== 1 && !scaleQ) s = tf.mul(s, scale);
+    const qs = scaleQ ? tf.mul(qi, scale) : qi;
+    let s: tf.Tensor = tf.reshape(tf.matMul(tf.reshape(qs, [B, Hkv, G * Tq, D]), ki, false, true), [
+      B,
+      H,
+      Tq,
+      Tk,
+    ]);
+    if (scale !== 1 && !scaleQ) s = free(s, tf.mul(s, scale));
     const masks = buildMasks(dims, opts);
-    if (masks.additive) s = tf.add(s, masks.additive);
-    if (opts.bias) s = tf.add(s, opts.bias);
-    let p = tf.softmax(s) as tf.Tensor4D;
-    if (masks.visible) p = tf.mul(p, masks.visible) as tf.Tensor4D;
-    const pd = keep ? (tf.mul(p, tf.tensor4d(keep, [B, H, Tq, Tk])) as tf.Tensor4D) : p;
-    const output = weightedSum(pd, v, dims);
-    return opts.returnWeights ? { output, weights: p } : { output };
+    if (masks.additive) s = free(s, tf.add(s, masks.additive));
+    if (bi) s = free(s, tf.add(s, bi));
+    let p = free(s, tf.softmax(s));
+    if (masks.visible) p = free(p, tf.mul(p, masks.visible));
+    tf.dispose([masks.additive, masks.visible] as tf.Tensor[]);
+    const pd = keep ? tf.mul(p, tf.tensor4d(keep, [B, H, Tq, Tk])) : p;
+    const out = tf.reshape(tf.matMul(tf.reshape(pd, [B, Hkv, G * Tq, Tk]), vi), [
+      B,
+      H,
+      Tq,
+      Dv,
+    ]) as tf.Tensor4D;
+    if (opts.returnWeights) weights = tf.keep(tf.clone(p)) as tf.Tensor4D;
+    save([qi, ki, vi, p, out]);
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sq, sk, sv, sp, so] = saved;
+          const keepT = keep ? tf.tensor4d(keep, [B, H, Tq, Tk]) : undefined;
+          const dO = tf.reshape(dy, [B, Hkv, G * Tq, Dv]);
+          const spd = keepT ? tf.mul(sp, keepT) : sp;
+          const dv = tf.matMul(tf.reshape(spd, [B, Hkv, G * Tq, Tk]), dO, true, false);
+          if (spd !== sp) spd.dispose();
+          // dP = dO·vᵀ (⊙ dropout), dS = P ⊙ (dP − rowsum(dO ⊙ O))
+          let dP: tf.Tensor = tf.reshape(tf.matMul(dO, sv, false, true), [B, H, Tq, Tk]);
+          if (keepT) dP = free(dP, tf.mul(dP, keepT));
+          const rowDot = tf.sum(tf.mul(dy, so), 3, true);
+          dP = free(dP, tf.sub(dP, rowDot));
+          const dS = free(dP, tf.mul(sp, dP));
+          const dS3 = tf.reshape(dS, [B, Hkv, G * Tq, Tk]);
+          const dq = tf.mul(tf.reshape(tf.matMul(dS3, sk), [B, H, Tq, D]), scale);
+          const dk = tf.mul(tf.matMul(dS3, tf.reshape(sq, [B, Hkv, G * Tq, D]), true, false), scale);
+          const grads: tf.Tensor[] = [dq, dk, dv];
+          if (biasShape) grads.push(reduceToShape(dS, biasShape));
+          return grads;
+        }),
+    };
   });
+  const inputs: tf.Tensor[] = bias ? [q, k, v, bias] : [q, k, v];
+  const output = f(...inputs) as tf.Tensor4D;
+  if (!weights) return { output };
+  // a clone made here belongs to the caller's scope (tf.tidy), unlike the one kept out of the forward
+  const kept: tf.Tensor4D = weights;
+  const mine = tf.clone(kept);
+  kept.dispose();
+  return { output, weights: mine };
 }
 
 export const naiveImplementation: AttentionImplementation = {
