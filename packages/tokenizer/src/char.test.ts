@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,17 @@ describe("CharTokenizer", () => {
     expect(tok.vocabSize).toBe(expected.length);
     expect(tok.encode("hear")).toEqual([..."hear"].map((c) => expected.indexOf(c)));
     expect(tok.decode(tok.encode(SHAKESPEARE))).toBe(SHAKESPEARE);
+  });
+
+  it("reproduces nanoGPT's Tiny Shakespeare vocabulary (65 chars, encode('hii there'))", () => {
+    // nanoGPT / "Let's build GPT": chars = sorted(set(tinyshakespeare)); encode("hii there") is golden
+    const NANOGPT_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    const tok = new CharTokenizer([...NANOGPT_CHARS]);
+    expect(tok.vocabSize).toBe(65);
+    expect(tok.encode("hii there")).toEqual([46, 47, 47, 1, 58, 46, 43, 56, 43]);
+    const file = "/work/shared/data/tinyshakespeare.txt"; // present on the project machines only
+    if (existsSync(file))
+      expect(CharTokenizer.fromText(readFileSync(file, "utf8")).chars.join("")).toBe(NANOGPT_CHARS);
   });
 
   it("sorts astral characters by code point (not UTF-16 units) and round-trips them", () => {
