@@ -16,6 +16,7 @@ const BENCHES = [
   "tokenizer",
   "attention-memory",
   "nanogpt",
+  "mlm-sotu",
   "finetune-chat",
   "finetune-spam",
   "finetune-g2p",
