@@ -1,7 +1,10 @@
+export type { ComputeCost, CostAssumptions } from "@typeformer/trainer";
+export { computeCost, DEFAULT_COST_ASSUMPTIONS, formatComputeCost } from "@typeformer/trainer";
 export type { BiasResult, BiasRow } from "./bias.js";
 export { BIAS_METHOD, BIAS_OCCUPATIONS, BIAS_TEMPLATES, biasProbe } from "./bias.js";
 export type { CalibrationResult, ReliabilityBin } from "./calibration.js";
 export { expectedCalibrationError, softmax } from "./calibration.js";
+export { biasSvg, reliabilitySvg, renderVegaLiteSvg, scalingSvg, taskAccuracySvg } from "./charts.js";
 export type {
   ExampleResult,
   GroupMetrics,
@@ -14,6 +17,10 @@ export type {
 export { buildPrompt, runTask } from "./harness.js";
 export type { PerplexityOptions, PerplexityResult } from "./perplexity.js";
 export { evaluatePerplexity } from "./perplexity.js";
+export type { PowerLawFit } from "./power-law.js";
+export { fitPowerLaw, powerLaw } from "./power-law.js";
+export type { EvalReport } from "./report.js";
+export { evalMarkdown, writeEvalReport } from "./report.js";
 export type { EvalTokenizer, ScoreRequest, ScoreResult, ScoringModel } from "./scoring.js";
 export { greedyGenerate, scoreContinuations, scoreSequences } from "./scoring.js";
 export type { ClozeOptions, FactEntity, FactTable, SyntheticOptions } from "./tasks.js";
