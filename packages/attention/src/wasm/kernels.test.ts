@@ -341,7 +341,7 @@ describe("wasm Slice/SplitV reading the heap in place", () => {
         for (const dtype of ["float32", "int32", "bool"] as const) {
           const n = shape.reduce((a, b) => a * b, 1);
           const x = tf.tensor(
-            Array.from({ length: n }, (_, i) => (dtype === "bool" ? i % 3 === 0 : i)),
+            Array.from({ length: n }, (_, i) => (dtype === "bool" ? Number(i % 3 === 0) : i)),
             shape,
             dtype,
           );
