@@ -4,7 +4,7 @@
  */
 import { BYTE_TO_UNICODE, UNICODE_TO_BYTE, utf8Binary } from "./bytes.js";
 import { invalidTokenizer } from "./errors.js";
-import { GPT2_PATTERN, knownScanner, scannerFor } from "./pretokenize.js";
+import { GPT2_PATTERN, knownScanner, scannerFor, translateRegex } from "./pretokenize.js";
 
 type Json = Record<string, unknown>;
 
@@ -113,7 +113,7 @@ export function buildNormalizer(j: unknown, field = "normalizer"): Normalizer | 
         const from = pat.String;
         return (s) => s.split(from).join(content);
       }
-      const re = new RegExp(str(pat.Regex, `${field}.pattern.Regex`), "gu");
+      const re = compileRegex(str(pat.Regex, `${field}.pattern.Regex`), `${field}.pattern.Regex`);
       return (s) => s.replace(re, content);
     }
     case "Sequence": {
@@ -242,6 +242,15 @@ function regexSplit(p: Piece, re: RegExp, behavior: string, invert: boolean): Pi
   return out;
 }
 
+/** Compiles a tokenizer.json (Rust/Oniguruma dialect) regex for JS, naming the field on failure. */
+function compileRegex(src: string, field: string): RegExp {
+  try {
+    return new RegExp(translateRegex(src), "gu");
+  } catch {
+    throw invalidTokenizer(field, "a regex JavaScript can compile", src);
+  }
+}
+
 function escapeRe(s: string): string {
   return s.replace(/[\\^$*+?.()|[\]{}]/g, "\\$&");
 }
@@ -306,12 +315,7 @@ export function buildPreTokenizer(j: unknown, field = "pre_tokenizer"): PreToken
       const pat = obj(o.pattern, `${field}.pattern`);
       const src =
         typeof pat.String === "string" ? escapeRe(pat.String) : str(pat.Regex, `${field}.pattern.Regex`);
-      let re: RegExp;
-      try {
-        re = new RegExp(src, "gu");
-      } catch {
-        throw invalidTokenizer(`${field}.pattern.Regex`, "a regex JavaScript can compile", src);
-      }
+      const re = compileRegex(src, `${field}.pattern.Regex`);
       const behavior = str(o.behavior ?? "Isolated", `${field}.behavior`);
       const invert = bool(o.invert, false);
       // the tiktoken patterns run through the exact hand-written scanners
@@ -509,7 +513,7 @@ export function buildDecoder(j: unknown, field = "decoder"): Decoder | null {
       const re =
         typeof pat.String === "string"
           ? new RegExp(escapeRe(pat.String), "gu")
-          : new RegExp(str(pat.Regex, `${field}.pattern.Regex`), "gu");
+          : compileRegex(str(pat.Regex, `${field}.pattern.Regex`), `${field}.pattern.Regex`);
       return (toks) => toks.map((t) => t.replace(re, content));
     }
     case "Sequence": {

@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { mobyDick } from "./__fixtures__/corpora.js";
 import { tortureStrings } from "./__fixtures__/torture.js";
-import { CL100K_PATTERN, GPT2_PATTERN, O200K_PATTERN, scannerFor, splitPieces } from "./pretokenize.js";
+import {
+  CL100K_PATTERN,
+  GPT2_PATTERN,
+  knownScanner,
+  O200K_PATTERN,
+  scannerFor,
+  splitPieces,
+  translateRegex,
+} from "./pretokenize.js";
 
 // Characters of every class the patterns distinguish (Lu, Ll, Lt, Lm, Lo, M, N, \s, other, astral,
 // lone surrogates, the contraction letters, \r \n /).
@@ -89,4 +97,31 @@ describe("hand-written pre-tokenisers equal the JS regexes", () => {
       }
     });
   }
+});
+
+describe("Rust/Oniguruma patterns (tiktoken originals, tokenizer.json) translate to JS", () => {
+  // tiktoken's own spellings (possessive quantifiers, scoped (?i:…)) and Llama 3's tokenizer.json one
+  const TIKTOKEN_CL100K =
+    "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+";
+  const LLAMA3 =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  it.each([
+    ["tiktoken cl100k", TIKTOKEN_CL100K, CL100K_PATTERN],
+    ["Llama 3", LLAMA3, CL100K_PATTERN],
+  ])("%s splits like the hand-written scanner", (_name, original, js) => {
+    expect(knownScanner(original)).not.toBeNull();
+    const translated = new RegExp(translateRegex(original), "gu");
+    const scan = scannerFor(js);
+    for (const s of [...tortureStrings(), "I'M HE'S it'S We'Re 'LL 'Ll 'lL", mobyDick().slice(0, 50_000)]) {
+      expect([...s.matchAll(translated)].map((m) => m[0])).toEqual(splitPieces(s, scan));
+    }
+  });
+
+  it("keeps escapes and classes intact", () => {
+    expect(translateRegex("a\\++b")).toBe("a\\++b"); // escaped "+" then a quantifier: unchanged
+    expect(translateRegex("a\\+++b")).toBe("a\\++b"); // possessive on an escaped "+"
+    expect(translateRegex("\\p{N}{1,3}+x")).toBe("\\p{N}{1,3}x");
+    expect(translateRegex("(?i:[a-c]x)")).toBe("(?:[a-cA-C][xX])");
+    expect(translateRegex("[^\\s]++")).toBe("[^\\s]+");
+  });
 });

@@ -339,8 +339,9 @@ export function makeO200kScanner(): PieceScanner {
 
 /** A scanner that runs an arbitrary pattern with a sticky regex (used for unknown patterns). */
 export function makeRegexScanner(pattern: string): PieceScanner {
-  const re = new RegExp(pattern, "uy");
-  const search = new RegExp(pattern, "ug");
+  const js = translateRegex(pattern);
+  const re = new RegExp(js, "uy");
+  const search = new RegExp(js, "ug");
   return (s, i) => {
     re.lastIndex = i;
     const m = re.exec(s);
@@ -363,17 +364,130 @@ export const O200K_PATTERN =
 /** The hand-written scanner of a known tiktoken pattern, or null. */
 export function knownScanner(pattern: string): PieceScanner | null {
   if (pattern === GPT2_PATTERN) return makeGpt2Scanner();
-  if (pattern === CL100K_PATTERN) return makeCl100kScanner();
-  if (pattern === O200K_PATTERN) return makeO200kScanner();
+  if (pattern === CL100K_PATTERN || CL100K_EQUIVALENT.includes(pattern)) return makeCl100kScanner();
+  if (pattern === O200K_PATTERN || O200K_EQUIVALENT.includes(pattern)) return makeO200kScanner();
   return null;
+}
+
+/**
+ * Spellings of the cl100k pattern in tiktoken itself and in Hugging Face tokenizer.json files
+ * (Llama 3 and other tiktoken-derived vocabularies), all equivalent to CL100K_PATTERN.
+ */
+const CL100K_EQUIVALENT = [
+  "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+",
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+];
+const O200K_EQUIVALENT = [
+  [
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    "\\p{N}{1,3}",
+    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*",
+    "\\s*[\\r\\n]+",
+    "\\s+(?!\\S)",
+    "\\s+",
+  ].join("|"),
+];
+
+/**
+ * Translates the Rust/Oniguruma regex dialect of tiktoken and tokenizer.json patterns to JS:
+ * possessive quantifiers (`?+ *+ ++ }+`) become greedy ones (equivalent for these patterns) and
+ * scoped case-insensitive groups `(?i:…)` spell out both ASCII cases.
+ */
+export function translateRegex(pattern: string): string {
+  let out = "";
+  let inClass = false;
+  let classStart = -1;
+  const ciDepths: number[] = []; // group depths where (?i: started
+  let depth = 0;
+  const swap = (c: string) =>
+    c >= "a" && c <= "z" ? c.toUpperCase() : c >= "A" && c <= "Z" ? c.toLowerCase() : "";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    const ci = ciDepths.length > 0;
+    if (c === "\\") {
+      // an escape; \p{…} \P{…} \x{…} \u{…} run to their closing brace
+      let end = i + 2;
+      if ("pPxu".includes(pattern[i + 1] ?? "") && pattern[i + 2] === "{") {
+        const close = pattern.indexOf("}", i + 3);
+        if (close > 0) end = close + 1;
+      }
+      out += pattern.slice(i, end);
+      i = end - 1;
+      continue;
+    }
+    if (inClass) {
+      if (c === "]") {
+        if (ci) {
+          // append the other case of every ASCII letter (and range) in the class
+          const body = out.slice(classStart);
+          let extra = "";
+          for (let k = 0; k < body.length; k++) {
+            const ch = body[k];
+            if (ch === "\\") {
+              k++;
+              continue;
+            }
+            const sw = swap(ch);
+            if (!sw) continue;
+            if (body[k + 1] === "-" && k + 2 < body.length && swap(body[k + 2])) {
+              extra += `${sw}-${swap(body[k + 2])}`;
+              k += 2;
+              continue;
+            }
+            extra += sw;
+          }
+          out += extra;
+        }
+        inClass = false;
+      }
+      out += c;
+      continue;
+    }
+    if (c === "[") {
+      inClass = true;
+      out += c;
+      if (pattern[i + 1] === "^") {
+        out += "^";
+        i++;
+      }
+      classStart = out.length;
+      continue;
+    }
+    if (c === "(") {
+      depth++;
+      if (pattern.startsWith("(?i:", i)) {
+        ciDepths.push(depth);
+        out += "(?:";
+        i += 3;
+        continue;
+      }
+      out += c;
+      continue;
+    }
+    if (c === ")") {
+      if (ciDepths.at(-1) === depth) ciDepths.pop();
+      depth--;
+      out += c;
+      continue;
+    }
+    if ((c === "?" || c === "*" || c === "+" || c === "}") && pattern[i + 1] === "+") {
+      out += c;
+      i++;
+      continue;
+    }
+    if (ci && swap(c)) {
+      out += `[${c}${swap(c)}]`;
+      continue;
+    }
+    out += c;
+  }
+  return out;
 }
 
 /** The fastest scanner for a pattern: hand-written for the known tiktoken patterns, else the regex. */
 export function scannerFor(pattern: string): PieceScanner {
-  if (pattern === GPT2_PATTERN) return makeGpt2Scanner();
-  if (pattern === CL100K_PATTERN) return makeCl100kScanner();
-  if (pattern === O200K_PATTERN) return makeO200kScanner();
-  return makeRegexScanner(pattern);
+  return knownScanner(pattern) ?? makeRegexScanner(pattern);
 }
 
 /** Splits text into pieces with a scanner (for tests and tools; the encoder inlines this loop). */
