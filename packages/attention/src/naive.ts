@@ -76,6 +76,16 @@ export function naiveAttention(
     x.dispose();
     return y;
   };
+  // a reshape shares its input's data: dispose the input so the data goes with the reshaped tensor
+  // reshapes only where GQA needs them: a reshape shares data but tf.memory() counts it again, so
+  // the owned variant disposes its input right away
+  const view = (x: tf.Tensor, shape: number[]): tf.Tensor =>
+    G === 1 && x.rank === shape.length ? x : tf.reshape(x, shape);
+  const viewOwned = (x: tf.Tensor, shape: number[]): tf.Tensor => {
+    const y = view(x, shape);
+    if (y !== x) x.dispose();
+    return y;
+  };
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qi, ki, vi] = args as tf.Tensor4D[];
     const bi = bias ? (args[3] as tf.Tensor) : undefined;
@@ -83,12 +93,7 @@ export function naiveAttention(
     // scale the smaller of q and the scores
     const scaleQ = scale !== 1 && D <= Tk;
     const qs = scaleQ ? tf.mul(qi, scale) : qi;
-    let s: tf.Tensor = tf.reshape(tf.matMul(tf.reshape(qs, [B, Hkv, G * Tq, D]), ki, false, true), [
-      B,
-      H,
-      Tq,
-      Tk,
-    ]);
+    let s = viewOwned(tf.matMul(view(qs, [B, Hkv, G * Tq, D]), ki, false, true), [B, H, Tq, Tk]);
     if (scale !== 1 && !scaleQ) s = free(s, tf.mul(s, scale));
     const masks = buildMasks(dims, opts);
     if (masks.additive) s = free(s, tf.add(s, masks.additive));
@@ -97,12 +102,7 @@ export function naiveAttention(
     if (masks.visible) p = free(p, tf.mul(p, masks.visible));
     tf.dispose([masks.additive, masks.visible] as tf.Tensor[]);
     const pd = keep ? tf.mul(p, tf.tensor4d(keep, [B, H, Tq, Tk])) : p;
-    const out = tf.reshape(tf.matMul(tf.reshape(pd, [B, Hkv, G * Tq, Tk]), vi), [
-      B,
-      H,
-      Tq,
-      Dv,
-    ]) as tf.Tensor4D;
+    const out = viewOwned(tf.matMul(view(pd, [B, Hkv, G * Tq, Tk]), vi), [B, H, Tq, Dv]) as tf.Tensor4D;
     if (opts.returnWeights) weights = tf.keep(tf.clone(p)) as tf.Tensor4D;
     save([qi, ki, vi, p, out]);
     return {
@@ -111,19 +111,19 @@ export function naiveAttention(
         tf.tidy(() => {
           const [sq, sk, sv, sp, so] = saved;
           const keepT = keep ? tf.tensor4d(keep, [B, H, Tq, Tk]) : undefined;
-          const dO = tf.reshape(dy, [B, Hkv, G * Tq, Dv]);
+          const dO = view(dy, [B, Hkv, G * Tq, Dv]);
           const spd = keepT ? tf.mul(sp, keepT) : sp;
-          const dv = tf.matMul(tf.reshape(spd, [B, Hkv, G * Tq, Tk]), dO, true, false);
+          const dv = tf.matMul(view(spd, [B, Hkv, G * Tq, Tk]), dO, true, false);
           if (spd !== sp) spd.dispose();
           // dP = dO·vᵀ (⊙ dropout), dS = P ⊙ (dP − rowsum(dO ⊙ O))
-          let dP: tf.Tensor = tf.reshape(tf.matMul(dO, sv, false, true), [B, H, Tq, Tk]);
+          let dP = viewOwned(tf.matMul(dO, sv, false, true), [B, H, Tq, Tk]);
           if (keepT) dP = free(dP, tf.mul(dP, keepT));
           const rowDot = tf.sum(tf.mul(dy, so), 3, true);
           dP = free(dP, tf.sub(dP, rowDot));
           const dS = free(dP, tf.mul(sp, dP));
-          const dS3 = tf.reshape(dS, [B, Hkv, G * Tq, Tk]);
-          const dq = tf.mul(tf.reshape(tf.matMul(dS3, sk), [B, H, Tq, D]), scale);
-          const dk = tf.mul(tf.matMul(dS3, tf.reshape(sq, [B, Hkv, G * Tq, D]), true, false), scale);
+          const dS3 = view(dS, [B, Hkv, G * Tq, Tk]);
+          const dq = tf.mul(viewOwned(tf.matMul(dS3, sk), [B, H, Tq, D]), scale);
+          const dk = tf.mul(tf.matMul(dS3, view(sq, [B, Hkv, G * Tq, D]), true, false), scale);
           const grads: tf.Tensor[] = [dq, dk, dv];
           if (biasShape) grads.push(reduceToShape(dS, biasShape));
           return grads;
