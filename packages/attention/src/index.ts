@@ -1,5 +1,6 @@
 export type { AlibiBiasOptions } from "./alibi.js";
 export { alibiBias, alibiSlopes } from "./alibi.js";
+export { dropoutMultipliers, dropoutSeed } from "./dropout.js";
 export type { KVCacheOptions, RowMask } from "./kv-cache.js";
 export { KVCache } from "./kv-cache.js";
 export type { MultiHeadAttentionCall, MultiHeadAttentionConfig } from "./multi-head-attention.js";
