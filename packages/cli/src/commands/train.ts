@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { isTypeformerError } from "@typeformer/core";
+import { TypeformerError } from "@typeformer/core";
 import type { CausalLM } from "@typeformer/models";
 import type { RunReport } from "@typeformer/trainer";
 import {
@@ -84,16 +84,7 @@ export function registerTrain(program: Command): void {
     )
     .option("--no-samples", "do not print samples at the end")
     .action(async (flags: TrainFlags) => {
-      try {
-        await trainCommand(flags);
-      } catch (e) {
-        if (isTypeformerError(e)) {
-          console.error(`typeformer train: ${e.message}`);
-          process.exitCode = 1;
-          return;
-        }
-        throw e;
-      }
+      await trainCommand(flags);
     });
 }
 
@@ -103,7 +94,7 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
     const p = RUN_PRESETS[flags.preset];
     if (!p) {
       const near = closestKey(flags.preset, Object.keys(RUN_PRESETS));
-      throw new (await import("@typeformer/core")).TypeformerError(
+      throw new TypeformerError(
         "INVALID_CONFIG",
         `unknown preset ${JSON.stringify(flags.preset)}${near ? `; did you mean ${JSON.stringify(near)}?` : ""} (presets: ${Object.keys(RUN_PRESETS).join(", ")})`,
         { preset: flags.preset },
@@ -129,7 +120,12 @@ async function trainCommand(flags: TrainFlags): Promise<void> {
   for (const [flag, key] of direct) if (flags[flag] !== undefined) raw[key] = flags[flag];
   for (const kv of flags.set ?? []) {
     const i = kv.indexOf("=");
-    if (i < 0) throw new Error(`--set expects key=value; received ${kv}`);
+    if (i < 0)
+      throw new TypeformerError(
+        "INVALID_ARGUMENT",
+        `--set expects key=value; received ${JSON.stringify(kv)}`,
+        { set: kv },
+      );
     setPath(raw, kv.slice(0, i), parseValue(kv.slice(i + 1)));
   }
   const cfg = parseRunConfig(raw);
