@@ -136,7 +136,7 @@ export function scalingSvg(
           y: {
             field: "loss",
             type: "quantitative",
-            scale: { type: "log", zero: false },
+            scale: { type: "log" },
             title: "validation loss (nats/token)",
           },
         },

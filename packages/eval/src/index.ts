@@ -21,6 +21,18 @@ export type { PowerLawFit } from "./power-law.js";
 export { fitPowerLaw, powerLaw } from "./power-law.js";
 export type { EvalReport } from "./report.js";
 export { evalMarkdown, writeEvalReport } from "./report.js";
+export type { ScalingOptions, ScalingPoint, ScalingResult, ScalingSize } from "./scaling.js";
+export {
+  KAPLAN_ALPHA_N,
+  nonEmbeddingParameters,
+  runScalingSweep,
+  SCALING_DEFAULT_SIZES,
+  SCALING_DEFAULTS,
+  SCALING_DISCUSSION,
+  SCALING_QUICK,
+  SCALING_QUICK_SIZES,
+  scalingMarkdown,
+} from "./scaling.js";
 export type { EvalTokenizer, ScoreRequest, ScoreResult, ScoringModel } from "./scoring.js";
 export { greedyGenerate, scoreContinuations, scoreSequences } from "./scoring.js";
 export type { ClozeOptions, FactEntity, FactTable, SyntheticOptions } from "./tasks.js";

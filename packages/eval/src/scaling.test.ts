@@ -1,0 +1,73 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { expect, it } from "vitest";
+import { nonEmbeddingParameters, runScalingSweep, type ScalingSize } from "./scaling.js";
+
+it("nonEmbeddingParameters: GPT-2 has L·(12d² + 13d) + 2d outside its token/position tables", () => {
+  for (const [L, d] of [
+    [1, 16],
+    [3, 64],
+  ]) {
+    expect(
+      nonEmbeddingParameters({
+        modelType: "gpt2",
+        numLayers: L,
+        hiddenSize: d,
+        numHeads: 4,
+        vocabSize: 83,
+        maxPositions: 64,
+      }),
+    ).toBe(L * (12 * d * d + 13 * d) + 2 * d);
+  }
+});
+
+it("runScalingSweep trains each size, fits, writes json/md/svg, and reuses finished runs", async () => {
+  const outDir = await mkdtemp(path.join(tmpdir(), "tf-scaling-"));
+  try {
+    const sizes: ScalingSize[] = [
+      { name: "a", numLayers: 1, hiddenSize: 8, numHeads: 2 },
+      { name: "b", numLayers: 1, hiddenSize: 16, numHeads: 2 },
+      { name: "c", numLayers: 2, hiddenSize: 16, numHeads: 2 },
+    ];
+    const text = "the cat sat on the mat. the dog sat on the log. ".repeat(40);
+    const opts = {
+      outDir,
+      sizes,
+      corpus: text,
+      steps: 3,
+      batchSize: 2,
+      contextLength: 8,
+      evalBatches: 1,
+      backend: "wasm" as const,
+    };
+    const first: boolean[] = [];
+    // a file path corpus: write the text out
+    const corpusFile = path.join(outDir, "corpus.txt");
+    await (await import("node:fs/promises")).writeFile(corpusFile, text);
+    const r = await runScalingSweep({
+      ...opts,
+      corpus: corpusFile,
+      onRun: (_p, reused) => first.push(reused),
+    });
+    expect(first).toEqual([false, false, false]);
+    expect(r.points.map((p) => p.tokens)).toEqual([48, 48, 48]);
+    expect(r.points[2].nonEmbeddingParameters).toBeGreaterThan(r.points[0].nonEmbeddingParameters);
+    for (const p of r.points) expect(Number.isFinite(p.valLoss)).toBe(true);
+    expect(Number.isFinite(r.fit.alpha)).toBe(true);
+    for (const f of ["scaling.json", "scaling.md", "scaling.svg"])
+      expect(existsSync(path.join(outDir, f))).toBe(true);
+    expect(await readFile(path.join(outDir, "scaling.md"), "utf8")).toMatch(/α_N ≈ 0\.076/);
+    const again: boolean[] = [];
+    const r2 = await runScalingSweep({
+      ...opts,
+      corpus: corpusFile,
+      onRun: (_p, reused) => again.push(reused),
+    });
+    expect(again).toEqual([true, true, true]);
+    expect(r2.fit.alpha).toBeCloseTo(r.fit.alpha, 10);
+  } finally {
+    await rm(outDir, { recursive: true, force: true });
+  }
+});
