@@ -30,6 +30,31 @@ export type Normalizer = ((s: string) => string) & { charwise?: boolean };
 const charwise = (f: (s: string) => string): Normalizer => Object.assign(f, { charwise: true });
 
 const RE_MN = /\p{Mn}/gu;
+// sentencepiece's control characters (dropped) and odd spaces (mapped to " "), built from code points
+const cpClass = (items: (number | [number, number])[]) =>
+  `[${items.map((x) => (Array.isArray(x) ? `${cp(x[0])}-${cp(x[1])}` : cp(x))).join("")}]`;
+const cp = (x: number) => `\\u{${x.toString(16)}}`;
+const RE_PRECOMPILED_DROP = new RegExp(cpClass([[1, 8], 0xb, [0xe, 0x1f], 0x7f, 0x8f, 0x9f]), "gu");
+const RE_PRECOMPILED_SPACE = new RegExp(
+  cpClass([
+    9,
+    0xa,
+    0xc,
+    0xd,
+    0xa0,
+    0x1680,
+    [0x2000, 0x200f],
+    0x2028,
+    0x2029,
+    0x202f,
+    0x205f,
+    0x2581,
+    0x3000,
+    0xfeff,
+    0xfffd,
+  ]),
+  "gu",
+);
 const RE_CONTROL = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}]/u;
 const RE_WS = /[\s\p{Zs}]/u;
 
@@ -88,6 +113,19 @@ export function buildNormalizer(j: unknown, field = "normalizer"): Normalizer | 
       };
       return charwise((s) => bertNormalize(s, opts));
     }
+    case "Precompiled":
+      // sentencepiece's compiled nmt_nfkc charsmap, approximated like transformers.js / tokenizers.js:
+      // drop control characters, map odd spaces to " ", then NFKC (keeping U+FF5E "～" as is)
+      return (s) => {
+        s = s.replace(RE_PRECOMPILED_DROP, "");
+        s = s.replace(RE_PRECOMPILED_SPACE, " ");
+        return s.includes("\uFF5E")
+          ? s
+              .split("\uFF5E")
+              .map((p) => p.normalize("NFKC"))
+              .join("\uFF5E")
+          : s.normalize("NFKC");
+      };
     case "Lowercase":
       return charwise((s) => s.toLowerCase());
     case "StripAccents":

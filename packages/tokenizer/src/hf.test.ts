@@ -154,7 +154,7 @@ describe("WordPiece details", () => {
 describe("malformed tokenizer.json names the field", () => {
   const bad = (j: unknown) => () => tokenizerFromJSON(j);
   it.each([
-    [{ model: { type: "Unigram" } }, "model.type"],
+    [{ model: { type: "Nope" } }, "model.type"],
     [{ model: { type: "BPE", vocab: [], merges: [] } }, "model.vocab"],
     [{ model: { type: "BPE", vocab: { a: 0, b: 1 }, merges: [["a", "c"]] } }, "model.merges[0]"],
     [{ model: { type: "BPE", vocab: { a: 0 }, merges: [3] } }, "model.merges[0]"],

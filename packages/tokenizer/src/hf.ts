@@ -439,6 +439,138 @@ export class WordLevelModel implements Model {
   }
 }
 
+/** SentencePiece's Unigram model: Viterbi over the piece log-probabilities (T5, ALBERT, XLNet). */
+export class UnigramModel implements Model {
+  readonly type = "Unigram";
+  readonly pieces: [string, number][];
+  readonly vocab = new Map<string, number>();
+  readonly unkId: number | null;
+  readonly byteFallback: boolean;
+  private readonly maxLen: number;
+  private readonly unkScore: number;
+
+  constructor(j: Json, field = "model") {
+    if (!Array.isArray(j.vocab))
+      throw invalidTokenizer(`${field}.vocab`, "an array of [piece, score]", j.vocab);
+    this.pieces = j.vocab.map((e, i) => {
+      if (!Array.isArray(e) || typeof e[0] !== "string" || typeof e[1] !== "number")
+        throw invalidTokenizer(`${field}.vocab[${i}]`, "[piece, score]", e);
+      return [e[0], e[1]] as [string, number];
+    });
+    let maxLen = 1;
+    let minScore = Number.POSITIVE_INFINITY;
+    this.pieces.forEach(([p, sc], i) => {
+      if (!this.vocab.has(p)) this.vocab.set(p, i);
+      maxLen = Math.max(maxLen, [...p].length);
+      minScore = Math.min(minScore, sc);
+    });
+    this.maxLen = maxLen;
+    this.unkScore = minScore - 10;
+    const u = j.unk_id;
+    if (
+      u !== null &&
+      u !== undefined &&
+      (!Number.isInteger(u) || (u as number) < 0 || (u as number) >= this.pieces.length)
+    )
+      throw invalidTokenizer(`${field}.unk_id`, "an index into the vocabulary", u);
+    this.unkId = (u as number | null | undefined) ?? null;
+    this.byteFallback = j.byte_fallback === true;
+  }
+
+  get size(): number {
+    return this.pieces.length;
+  }
+  tokenToId(t: string): number | undefined {
+    return this.vocab.get(t);
+  }
+  idToToken(id: number): string | undefined {
+    return this.pieces[id]?.[0];
+  }
+
+  tokenize(piece: string, out: number[], lens: number[]): void {
+    const chars = [...piece];
+    const n = chars.length;
+    if (n === 0) return;
+    // forward Viterbi like sentencepiece/tokenizers: best[e] from starts in order, shorter first, strict >
+    const best = new Float64Array(n + 1).fill(Number.NEGATIVE_INFINITY);
+    const from = new Int32Array(n + 1).fill(-1);
+    const tok = new Int32Array(n + 1).fill(-2);
+    best[0] = 0;
+    for (let s = 0; s < n; s++) {
+      if (best[s] === Number.NEGATIVE_INFINITY) continue;
+      let hasSingle = false;
+      let sub = "";
+      for (let l = 1; l <= this.maxLen && s + l <= n; l++) {
+        sub += chars[s + l - 1];
+        const id = this.vocab.get(sub);
+        if (id === undefined) continue;
+        if (l === 1) hasSingle = true;
+        const sc = best[s] + this.pieces[id][1];
+        if (from[s + l] < 0 || sc > best[s + l]) {
+          best[s + l] = sc;
+          from[s + l] = s;
+          tok[s + l] = id;
+        }
+      }
+      if (!hasSingle) {
+        const sc = best[s] + this.unkScore;
+        if (from[s + 1] < 0 || sc > best[s + 1]) {
+          best[s + 1] = sc;
+          from[s + 1] = s;
+          tok[s + 1] = -1; // unknown
+        }
+      }
+    }
+    const ids: number[] = [];
+    const ls: number[] = [];
+    for (let e = n; e > 0; e = from[e]) {
+      const s = from[e];
+      ids.push(tok[e]);
+      ls.push(chars.slice(s, e).join("").length);
+    }
+    ids.reverse();
+    ls.reverse();
+    // fuse consecutive unknowns, then map them to unk (or bytes with byte_fallback)
+    for (let k = 0; k < ids.length; k++) {
+      if (ids[k] !== -1) {
+        out.push(ids[k]);
+        lens.push(ls[k]);
+        continue;
+      }
+      let len = ls[k];
+      while (k + 1 < ids.length && ids[k + 1] === -1) len += ls[++k];
+      if (this.byteFallback) {
+        const start = lens.reduce((a, b) => a + b, 0);
+        const bytes = new TextEncoder().encode(piece.slice(start, start + len));
+        const bids = [...bytes].map((b) =>
+          this.vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`),
+        );
+        if (bids.every((b) => b !== undefined)) {
+          bids.forEach((b, q) => {
+            out.push(b!);
+            lens.push(q === 0 ? len : 0);
+          });
+          continue;
+        }
+      }
+      if (this.unkId === null)
+        throw new TypeformerError(
+          "UNKNOWN_TOKEN",
+          `${show(piece)} has characters outside the vocabulary and no unk_id`,
+          {
+            piece,
+          },
+        );
+      out.push(this.unkId);
+      lens.push(len);
+    }
+  }
+
+  toJSON(): Json {
+    return { type: "Unigram", unk_id: this.unkId, vocab: this.pieces, byte_fallback: this.byteFallback };
+  }
+}
+
 function buildModel(j: unknown): Model {
   if (typeof j !== "object" || j === null) throw invalidTokenizer("model", "an object", j);
   const o = j as Json;
@@ -450,8 +582,10 @@ function buildModel(j: unknown): Model {
       return new WordPieceModel(o);
     case "WordLevel":
       return new WordLevelModel(o);
+    case "Unigram":
+      return new UnigramModel(o);
     default:
-      throw invalidTokenizer("model.type", "BPE, WordPiece or WordLevel", o.type);
+      throw invalidTokenizer("model.type", "BPE, WordPiece, WordLevel or Unigram", o.type);
   }
 }
 

@@ -9,11 +9,12 @@ export {
   HfTokenizer,
   loadTokenizer,
   tokenizerFromJSON,
+  UnigramModel,
   WordLevelModel,
   WordPieceModel,
 } from "./hf.js";
 export type { PieceScanner } from "./pretokenize.js";
-export { scannerFor, splitPieces } from "./pretokenize.js";
+export { scannerFor, splitPieces, translateRegex } from "./pretokenize.js";
 export type { EncodingName, TiktokenRanks } from "./tiktoken.js";
 export {
   ENCODING_NAMES,
