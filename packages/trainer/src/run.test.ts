@@ -79,3 +79,17 @@ it("runTraining: char tokenizer → shards → GPT-2 → checkpoints/metrics/SVG
   }
   second.model.dispose();
 });
+
+it("runTraining: an unknown model config key names the closest field", async () => {
+  const runDir = await mkdtemp(path.join(tmpdir(), "tf-run-"));
+  dirs.push(runDir);
+  const cfg = parseRunConfig({
+    corpus: { text: RHYME },
+    model: { modelType: "gpt2", preset: "micro", numLayer: 2 },
+    backend: "wasm",
+    runDir,
+  });
+  await expect(runTraining(cfg)).rejects.toThrow(
+    'unknown key "model.numLayer" for gpt2; did you mean "model.numLayers"?',
+  );
+});

@@ -9,6 +9,7 @@ import {
   createModel,
   type EncoderModel,
   flopsPerToken,
+  getArchitecture,
   type Seq2SeqLM,
 } from "@typeformer/models";
 import { CharTokenizer, getEncoding, loadTokenizer, type Tokenizer, trainBpe } from "@typeformer/tokenizer";
@@ -22,7 +23,7 @@ import {
   type TokenBatch,
 } from "./objectives.js";
 import type { RunReport } from "./report.js";
-import type { RunConfig } from "./run-config.js";
+import { closestKey, type RunConfig } from "./run-config.js";
 import { Trainer, type TrainerCallbacks } from "./trainer.js";
 import type { Objective } from "./types.js";
 
@@ -126,7 +127,7 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}, resume =
   await writeFileAtomic(path.join(runDir, "run-config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
 
   const mcfg = modelConfig(cfg, tokenizer.vocabSize);
-  const model = createModel<AnyModel>(mcfg, { seed: cfg.seed });
+  const model = createModelWithHints(mcfg, cfg.seed);
   model.tokenizer = tokenizer;
   let objective: Objective<TokenBatch>;
   let windowLength = cfg.contextLength;
@@ -219,6 +220,28 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}, resume =
     trainer.dispose();
     train.close();
     val.close();
+  }
+}
+
+/** createModel, with "did you mean" added to unknown model config fields. */
+function createModelWithHints(mcfg: Record<string, unknown> & { modelType: string }, seed: number): AnyModel {
+  try {
+    return createModel<AnyModel>(mcfg, { seed });
+  } catch (e) {
+    const field = (e as TypeformerError).details?.field;
+    if (e instanceof TypeformerError && e.code === "INVALID_CONFIG" && typeof field === "string") {
+      const known = getArchitecture(mcfg.modelType).fields.map((f) => f.key as string);
+      const near = closestKey(field, [...known, "preset"]);
+      if (near) {
+        throw new TypeformerError(
+          "INVALID_CONFIG",
+          `unknown key "model.${field}" for ${mcfg.modelType}; did you mean "model.${near}"?`,
+          { field, suggestion: near },
+          { cause: e },
+        );
+      }
+    }
+    throw e;
   }
 }
 
