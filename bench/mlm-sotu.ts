@@ -4,7 +4,7 @@
  * speech's last 10% held out. Reports validation MLM loss over training and MLM accuracy on held-out
  * text against a unigram-frequency baseline (always predict the most frequent training token).
  *
- *   pnpm bench mlm-sotu [-- --steps 300 --eval-every 100 --vocab 2000]
+ *   pnpm bench mlm-sotu [-- --steps 400 --eval-every 100 --vocab 2000 --lr 5e-3]
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -28,9 +28,10 @@ const opt = (name: string, dflt: number) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
-const steps = opt("steps", 300);
+const steps = opt("steps", 400);
 const evalEvery = opt("eval-every", 100);
 const vocabSize = opt("vocab", 2000);
+const lr = opt("lr", 5e-3);
 const batch = 16;
 const ctx = 64;
 
@@ -112,7 +113,7 @@ const trainer = new Trainer({
   train,
   val,
   steps,
-  lr: { maxLr: 2e-3, minLr: 2e-4, warmupSteps: Math.round(steps / 10) },
+  lr: { maxLr: lr, minLr: lr / 10, warmupSteps: Math.round(steps / 10) },
   optimizer: { beta2: 0.99, weightDecay: 0.01 },
   gradClip: 1,
   evalEvery,

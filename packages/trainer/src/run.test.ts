@@ -93,3 +93,26 @@ it("runTraining: an unknown model config key names the closest field", async () 
     'unknown key "model.numLayer" for gpt2; did you mean "model.numLayers"?',
   );
 });
+
+it("runTraining with a BPE tokenizer trained on the corpus (bpe:N) writes it beside the shards", async () => {
+  const runDir = await mkdtemp(path.join(tmpdir(), "tf-run-"));
+  dirs.push(runDir);
+  const cfg = parseRunConfig({
+    corpus: { text: RHYME.repeat(3) },
+    tokenizer: "bpe:300",
+    model: { modelType: "gpt2", preset: "micro" },
+    contextLength: 8,
+    batchSize: 2,
+    steps: 2,
+    evalEvery: 2,
+    evalBatches: 1,
+    backend: "wasm",
+    runDir,
+  });
+  const r = await runTraining(cfg);
+  expect(r.tokenizer.vocabSize).toBeLessThanOrEqual(300);
+  expect(r.tokenizer.decode(r.tokenizer.encode("Mary had a little lamb"))).toBe("Mary had a little lamb");
+  expect(await readdir(path.join(runDir, "data"))).toContain("tokenizer.json");
+  expect(r.report.steps).toBe(2);
+  r.model.dispose();
+});
