@@ -1,3 +1,5 @@
+import type { BatchEncodeOptions, BatchEncoding } from "./batch.js";
+
 export interface EncodeOptions {
   /** Add the post-processor's special tokens ([CLS] … [SEP], BOS …). Default true for HF tokenizers, ignored by tiktoken encodings. */
   addSpecialTokens?: boolean;
@@ -42,6 +44,8 @@ export interface Tokenizer {
   decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
   encodeBatch(texts: string[], opts?: EncodeOptions): number[][];
   countTokens(text: string, opts?: EncodeOptions): number;
+  /** Batch encoding for models: pairs, truncation, padding, attention masks, offsets. */
+  encodeBatchForModel?(texts: string[], opts?: BatchEncodeOptions): BatchEncoding;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   readonly specialTokens: Record<string, number>;
