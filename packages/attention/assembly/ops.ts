@@ -230,10 +230,10 @@ export function layerNormBackward(
 }
 
 /**
- * AdamW in place: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
- * w = w (1 - lr wd) - lr (m / bc1) / (sqrt(v / bc2) + eps).
+ * AdamW: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2 (in place);
+ * wOut = w (1 - lr wd) - lr (m / bc1) / (sqrt(v / bc2) + eps) (wOut may be w).
  */
-export function adamw(w: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f32, bc2: f32): void {
+export function adamw(w: usize, wOut: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f32, bc2: f32): void {
   const decay: f32 = 1.0 - lr * wd;
   const step: f32 = lr / bc1;
   const ibc2: f32 = 1.0 / bc2;
@@ -247,7 +247,7 @@ export function adamw(w: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, b
     v128.store(v + o, vv);
     const den = f32x4.add(f32x4.sqrt(f32x4.mul(vv, sp(ibc2))), sp(eps));
     const upd = f32x4.div(f32x4.mul(mv, sp(step)), den);
-    v128.store(w + o, f32x4.sub(f32x4.mul(v128.load(w + o), sp(decay)), upd));
+    v128.store(wOut + o, f32x4.sub(f32x4.mul(v128.load(w + o), sp(decay)), upd));
   }
   for (; i < n; i++) {
     const o = <usize>i * 4;
@@ -256,7 +256,7 @@ export function adamw(w: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, b
     const vv = load<f32>(v + o) * b2 + gv * gv * (1.0 - b2);
     store<f32>(m + o, mv);
     store<f32>(v + o, vv);
-    store<f32>(w + o, load<f32>(w + o) * decay - (mv * step) / (Mathf.sqrt(vv * ibc2) + eps));
+    store<f32>(wOut + o, load<f32>(w + o) * decay - (mv * step) / (Mathf.sqrt(vv * ibc2) + eps));
   }
 }
 

@@ -91,7 +91,7 @@ describe("fused wasm ops: gelu, layerNorm, adamwUpdate", () => {
     tf.dispose([x, g]);
   });
 
-  it("adamwUpdate matches the AdamW formula in place, and the tf-ops path agrees", () => {
+  it("adamwUpdate matches the AdamW formula (fused and tf-ops paths) and never writes a shared buffer", () => {
     const n = 10;
     const w0 = Float32Array.from({ length: n }, (_, i) => Math.sin(i + 1));
     const g0 = Float32Array.from({ length: n }, (_, i) => Math.cos(3 * i));
@@ -113,7 +113,7 @@ describe("fused wasm ops: gelu, layerNorm, adamwUpdate", () => {
       const mv = tf.variable(tf.zeros([n]));
       const vv = tf.variable(tf.zeros([n]));
       const gt = tf.tensor1d(g0);
-      // A second reference to w's memory forces the tf-ops path (no in-place write to shared memory).
+      // A second reference to w's memory must keep the old values (w gets a new buffer).
       const alias = fused ? undefined : wv.reshape([n]);
       for (let t = 1; t <= 3; t++) adamwUpdate(wv, gt, mv, vv, { ...hyper, step: t });
       const out = wv.dataSync().slice();

@@ -126,8 +126,8 @@ export interface AdamWHyper {
 
 /**
  * One AdamW update of `w` with gradient `g` and moment variables `m`, `v` (same shape as `w`). On wasm
- * with the kernels registered it updates all three in place in one pass (when nothing else shares
- * their memory); elsewhere it uses tf ops and `assign`.
+ * with the kernels registered it is one pass: `w` is assigned a new buffer (like `assign`), `m` and `v`
+ * are updated in place (when nothing else shares their memory); elsewhere it uses tf ops and `assign`.
  */
 export function adamwUpdate(
   w: tf.Variable,
@@ -151,10 +151,30 @@ export function adamwUpdate(
   const bc2 = 1 - beta2 ** step;
   if (fusedKernelsActive() && [w, g, m, v].every((t) => t.dtype === "float32")) {
     const be = tf.backend() as unknown as WasmBackendLike;
-    const exclusive = [w, m, v].every((t) => be.refCount(t.dataId) === 1);
+    const exclusive = [m, v].every((t) => be.refCount(t.dataId) === 1);
     if (exclusive && new Set([w, m, v].map((t) => t.dataId)).size === 3) {
-      const p = (t: tf.Tensor) => be.dataIdMap.get(t.dataId).memoryOffset;
-      instanceFor(be).exports.adamw(p(w), p(g), p(m), p(v), n, lr, beta1, beta2, eps, weightDecay, bc1, bc2);
+      // w gets a new buffer, as `assign` would give it (anything keyed on w's data, e.g. a cached
+      // transposed head, sees the change); m and v are the optimizer's own and change in place.
+      const out = be.makeOutput([...w.shape], "float32");
+      const p = (t: { dataId: object }) => be.dataIdMap.get(t.dataId).memoryOffset;
+      instanceFor(be).exports.adamw(
+        p(w),
+        p(out),
+        p(g),
+        p(m),
+        p(v),
+        n,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weightDecay,
+        bc1,
+        bc2,
+      );
+      const next = tf.engine().makeTensorFromTensorInfo(out);
+      w.assign(next);
+      next.dispose();
       return;
     }
   }

@@ -77,6 +77,7 @@ export interface KernelExports {
   ): void;
   adamw(
     w: number,
+    wOut: number,
     g: number,
     m: number,
     v: number,

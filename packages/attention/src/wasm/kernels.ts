@@ -86,7 +86,17 @@ function rowSplit(
   be.wasm.HEAPU8.set(view.subarray(cS, cS + cBytes), pc + m0 * n * 4);
 }
 
-const originals = new Map<string, tf.KernelConfig>();
+/**
+ * The stock kernels we replaced, shared by every copy of this module in the process (a bundle and
+ * the source, two vitest module graphs…) so no copy mistakes another copy's kernel for the stock one.
+ */
+const ORIGINALS_KEY = Symbol.for("typeformer.wasmKernels.originals");
+const originals: Map<string, tf.KernelConfig> = ((globalThis as Record<symbol, unknown>)[ORIGINALS_KEY] ??=
+  new Map<string, tf.KernelConfig>()) as Map<string, tf.KernelConfig>;
+/** Marks kernel functions as Typeformer's (whichever copy of the module made them). */
+const OURS = Symbol.for("typeformer.wasmKernel");
+const isOurs = (f: unknown) =>
+  typeof f === "function" && (f as unknown as Record<symbol, unknown>)[OURS] === true;
 
 const prod = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
 
@@ -437,13 +447,14 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
   const { variant } = compiledModule();
   const registered: string[] = [];
   for (const [name, kernelFunc] of Object.entries(KERNELS)) {
+    (kernelFunc as unknown as Record<symbol, unknown>)[OURS] = true;
     const current = tf.getKernel(name, "wasm");
     if (current?.kernelFunc === kernelFunc) {
       registered.push(name);
       continue;
     }
     if (current) {
-      if (!originals.has(name)) originals.set(name, current);
+      if (!isOurs(current.kernelFunc) && !originals.has(name)) originals.set(name, current);
       tf.unregisterKernel(name, "wasm");
     }
     tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc });
@@ -464,11 +475,18 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
 export function unregisterWasmKernels(): void {
   threadEnabled = false; // the worker, if any, stays parked (unref'd) for a later registerWasmKernels
 
-  for (const [name, kernelFunc] of Object.entries(KERNELS)) {
+  for (const name of Object.keys(KERNELS)) {
     const current = tf.getKernel(name, "wasm");
-    if (current?.kernelFunc !== kernelFunc) continue;
+    if (!isOurs(current?.kernelFunc)) continue;
     tf.unregisterKernel(name, "wasm");
     const orig = originals.get(name);
-    if (orig) tf.registerKernel(orig);
+    if (orig) {
+      tf.registerKernel(orig);
+      // tf.js runs a kernel's setupFunc only when the backend initialises; a stock kernel replaced
+      // before that (registerWasmKernels ahead of initBackend) needs it now or it is unusable.
+      const live = (tf.engine() as unknown as { registry: Record<string, object | undefined> }).registry.wasm;
+      if (live && orig.setupFunc)
+        orig.setupFunc(live as Parameters<NonNullable<tf.KernelConfig["setupFunc"]>>[0]);
+    }
   }
 }
