@@ -65,7 +65,7 @@ export function decodeUtf8(bytes: Uint8Array, source: string): string {
 /** Largest document read into memory whole; larger files are streamed in chunks cut at newlines. */
 export const CHUNK_BYTES = 32 * 1024 * 1024;
 
-async function* readTextFile(file: string): AsyncGenerator<CorpusDocument> {
+async function* readTextFile(file: string, chunkBytes = CHUNK_BYTES): AsyncGenerator<CorpusDocument> {
   let size: number;
   try {
     const s = await stat(file);
@@ -81,7 +81,7 @@ async function* readTextFile(file: string): AsyncGenerator<CorpusDocument> {
       },
     );
   }
-  if (size <= CHUNK_BYTES) {
+  if (size <= chunkBytes) {
     let bytes: Buffer;
     try {
       bytes = await readFile(file);
@@ -102,10 +102,18 @@ async function* readTextFile(file: string): AsyncGenerator<CorpusDocument> {
   let pending = Buffer.alloc(0);
   let offset = 0;
   let part = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) {
+  for await (const chunk of createReadStream(file, {
+    highWaterMark: Math.min(4 * 1024 * 1024, chunkBytes),
+  })) {
     pending = Buffer.concat([pending, chunk as Buffer]);
-    if (pending.length >= CHUNK_BYTES) {
-      const cut = pending.lastIndexOf(10) + 1 || pending.length;
+    while (pending.length >= chunkBytes) {
+      let cut = pending.lastIndexOf(10) + 1;
+      if (cut === 0) {
+        // no newline: cut before the last (possibly incomplete) UTF-8 sequence
+        cut = pending.length - 1;
+        while (cut > 0 && (pending[cut] & 0xc0) === 0x80) cut--;
+        if (cut === 0) cut = pending.length;
+      }
       yield {
         source: `${file}#${part++}`,
         text: decodeUtf8(pending.subarray(0, cut), `${file} (at byte ${offset})`),
@@ -198,7 +206,11 @@ export function stripBrownTags(text: string): string {
 }
 
 /** Expands a corpus spec into documents, in a deterministic order. */
-export async function* readCorpus(spec: CorpusSpec): AsyncGenerator<CorpusDocument> {
+export async function* readCorpus(
+  spec: CorpusSpec,
+  opts: { chunkBytes?: number } = {},
+): AsyncGenerator<CorpusDocument> {
+  const chunk = opts.chunkBytes ?? CHUNK_BYTES;
   if (typeof spec === "object") {
     if ("text" in spec) {
       yield { source: spec.name ?? "text", text: spec.text };
@@ -216,7 +228,7 @@ export async function* readCorpus(spec: CorpusSpec): AsyncGenerator<CorpusDocume
     const files = (await glob(spec, { absolute: true, onlyFiles: true })).sort();
     if (!files.length)
       throw new TypeformerError("NOT_FOUND", `no files match ${JSON.stringify(spec)}`, { spec });
-    for (const f of files) yield* f.endsWith(".jsonl") ? readJsonl(f, "text") : readTextFile(f);
+    for (const f of files) yield* f.endsWith(".jsonl") ? readJsonl(f, "text") : readTextFile(f, chunk);
     return;
   }
   if (spec.endsWith(".jsonl")) {
@@ -232,5 +244,5 @@ export async function* readCorpus(spec: CorpusSpec): AsyncGenerator<CorpusDocume
       { spec, bundled: [...BUNDLED_CORPORA] },
     );
   }
-  yield* readTextFile(spec);
+  yield* readTextFile(spec, chunk);
 }

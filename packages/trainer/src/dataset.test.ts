@@ -100,6 +100,28 @@ it("bad input: tiny corpus, non-UTF-8 bytes, unreadable and missing files give t
   expect(isTypeformerError(e5, "DATA_INVALID")).toBe(true);
 });
 
+it("streams files larger than chunkBytes in newline-aligned chunks, losing nothing (also without newlines)", async () => {
+  const root = await tmp();
+  const lines = Array.from(
+    { length: 400 },
+    (_, i) => `line ${i}: Call me Ishmael — “whale” ${"é".repeat(i % 7)}`,
+  );
+  const file = path.join(root, "big.txt");
+  await writeFile(file, `${lines.join("\n")}\n`);
+  const docs: string[] = [];
+  for await (const d of readCorpus(file, { chunkBytes: 1000 })) docs.push(d.text);
+  expect(docs.length).toBeGreaterThan(10);
+  expect(docs.join("")).toBe(`${lines.join("\n")}\n`);
+  for (const d of docs.slice(0, -1)) expect(d.endsWith("\n")).toBe(true);
+  const noNl = path.join(root, "nonl.txt");
+  const text = "é—ü".repeat(2000);
+  await writeFile(noNl, text);
+  const parts: string[] = [];
+  for await (const d of readCorpus(noNl, { chunkBytes: 1001 })) parts.push(d.text);
+  expect(parts.length).toBeGreaterThan(5);
+  expect(parts.join("")).toBe(text);
+});
+
 it("reads JSONL fields and globs", async () => {
   const root = await tmp();
   await writeFile(path.join(root, "a.jsonl"), '{"body":"one"}\n{"body":"two"}\n');

@@ -46,6 +46,8 @@ export interface PrepareOptions {
   /** Append the tokenizer's EOS between documents (default true when it has one). */
   separateDocuments?: boolean;
   onProgress?(p: { documents: number; tokens: number; source: string }): void;
+  /** Files larger than this are streamed in chunks cut at newlines (default 32 MiB). */
+  chunkBytes?: number;
 }
 
 class ShardWriter {
@@ -138,7 +140,7 @@ export async function prepareDataset(
   let documents = 0;
   try {
     for (const spec of Array.isArray(corpus) ? corpus : [corpus]) {
-      for await (const doc of readCorpus(spec)) {
+      for await (const doc of readCorpus(spec, { chunkBytes: opts.chunkBytes })) {
         const ids = tokenizer.encode(doc.text);
         if (eos !== undefined) ids.push(eos);
         for (const id of ids) {
