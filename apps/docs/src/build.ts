@@ -58,7 +58,7 @@ function layout(title: string, body: string, pagePath: string): string {
   const up = posix.relative(posix.dirname(pagePath), ".") || ".";
   const link = (label: string, target: string) => `<a href="${up}/${target}">${escapeHtml(label)}</a>`;
   const packages = readmeFiles()
-    .map((f) => link(f.split("/")[1]!, sitePath(f)))
+    .map((f) => link(`${f.split("/")[1]}${f.startsWith("apps/") ? " (app)" : ""}`, sitePath(f)))
     .join("");
   const nav = `<nav><strong>Typeformer</strong>
 <h2>Guides</h2>${NAV.map(([label, file]) => link(label, sitePath(file))).join("")}

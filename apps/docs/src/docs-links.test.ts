@@ -104,3 +104,31 @@ describe("docs/ commands exist in the CLI", () => {
     expect(bad).toEqual([]);
   });
 });
+
+describe("the command and link extractors", () => {
+  it("finds invocations in code blocks (with continuations) and inline code, not package names", () => {
+    const md = [
+      "Use `pnpm typeformer serve runs/x --port 1` or `@typeformer/core`.",
+      "```sh",
+      "pnpm typeformer train --preset moby-dick \\",
+      "  --steps 3   # comment",
+      "npx -y pnpm@10.34.8 typeformer tokenizer train a.txt --out b",
+      "```",
+    ].join("\n");
+    const words = cliInvocations("x.md", md).map((i) => i.words.join(" "));
+    expect(words).toEqual([
+      "train --preset moby-dick --steps 3",
+      "tokenizer train a.txt --out b",
+      "serve runs/x --port 1",
+    ]);
+    const program = buildProgram();
+    expect(findCommand(program, ["tokenizer", "train", "a.txt"])?.depth).toBe(2);
+    expect(findCommand(program, ["no-such-command"])).toBeUndefined();
+  });
+
+  it("finds links outside code and file references in inline code", () => {
+    const md = "[a](../x.md#y) `packages/core/src/index.ts`\n```\n[b](nope.md)\n```\n";
+    expect(markdownLinks(md).map((l) => l.target)).toEqual(["../x.md#y"]);
+    expect(fileReferences(md)).toEqual(["packages/core/src/index.ts"]);
+  });
+});
