@@ -1,4 +1,4 @@
-import { initBackend, tf } from "@typeformer/core";
+import { initBackend, TypeformerError, tf } from "@typeformer/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeCausalLM, FakeCharTokenizer, FakeEncoder } from "./__fixtures__/fake-model.js";
@@ -624,5 +624,33 @@ describe("back-pressure and shutdown", () => {
     const events = await readSse({ text: () => firstText } as unknown as Response);
     expect(events.at(-1)).toBe("[DONE]");
     model.dispose();
+  });
+});
+
+describe("a tokenizer that cannot encode the conversation", () => {
+  it("answers 400 naming the messages, not 500", async () => {
+    await initBackend({ backend: "wasm" });
+    class NoChatTokenizer extends FakeCharTokenizer {
+      override applyChatTemplate(): string {
+        throw new TypeformerError("TOKENIZER_INVALID", "no chat tokens in this vocabulary", {});
+      }
+    }
+    const tok = new NoChatTokenizer();
+    const model = new FakeCausalLM(tok.vocabSize, 96);
+    const srv = await listen(createServer({ models: [{ id: "m", model, tokenizer: tok }] }), { port: 0 });
+    try {
+      const res = await fetch(`${srv.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { param: string; code: string; message: string } };
+      expect(body.error).toMatchObject({ param: "messages", code: "unencodable_messages" });
+      expect(body.error.message).toContain("no chat tokens");
+    } finally {
+      await srv.close();
+      model.dispose();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
-import { type Logger, silentLogger, TypeformerError, tf } from "@typeformer/core";
+import { isTypeformerError, type Logger, silentLogger, TypeformerError, tf } from "@typeformer/core";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
@@ -114,11 +114,21 @@ function renderChat(tok: ServeTokenizer, messages: ChatMessage[], addGenerationP
     role: m.role === "developer" ? "system" : m.role,
     content: messageText(m),
   }));
-  if (tok.applyChatTemplate) {
-    const text = tok.applyChatTemplate(msgs, { addGenerationPrompt });
-    return tok.encode(text, { addSpecialTokens: false, allowedSpecial: "all" });
+  try {
+    if (tok.applyChatTemplate) {
+      const text = tok.applyChatTemplate(msgs, { addGenerationPrompt });
+      return tok.encode(text, { addSpecialTokens: false, allowedSpecial: "all" });
+    }
+    return tok.encode(fallbackChatTemplate(msgs, addGenerationPrompt));
+  } catch (e) {
+    // a tokenizer that cannot render or encode this conversation is the request's problem, not a 500
+    if (!isTypeformerError(e)) throw e;
+    throw invalidRequest(
+      `this model's tokenizer cannot encode the conversation (${e.message}); use /v1/completions with plain text`,
+      "messages",
+      "unencodable_messages",
+    );
   }
-  return tok.encode(fallbackChatTemplate(msgs, addGenerationPrompt));
 }
 
 /** End-of-turn markers of common chat templates; a chat reply stops at any the tokenizer has. */
