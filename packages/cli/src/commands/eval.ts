@@ -181,8 +181,18 @@ async function runEval(dir: string | undefined, o: EvalOpts): Promise<void> {
       });
       if (n === "strings-mc") task.name = "strings-mc";
     } else task = factTask(table);
+    task.name = n;
     process.stderr.write(`${task.name} (${task.kind}, ${o.shots}-shot) ...\n`);
-    const r = runTask(model, tok, task, opts);
+    let r: ReturnType<typeof runTask>;
+    try {
+      r = runTask(model, tok, task, opts);
+    } catch (e) {
+      if (!isTypeformerError(e)) throw e;
+      const why = `${task.name} skipped: ${e.message}`;
+      console.log(why);
+      (report.notes ??= []).push(why);
+      continue;
+    }
     report.tasks.push(r);
     const extra =
       r.kind === "multiple-choice"
@@ -197,7 +207,15 @@ async function runEval(dir: string | undefined, o: EvalOpts): Promise<void> {
     }
   }
   if (names.includes("bias")) {
-    report.bias = biasProbe(model, tok);
+    try {
+      report.bias = biasProbe(model, tok);
+    } catch (e) {
+      if (!isTypeformerError(e)) throw e;
+      (report.notes ??= []).push(`bias probe skipped: ${e.message}`);
+      console.log(`bias probe skipped: ${e.message}`);
+    }
+  }
+  if (report.bias) {
     console.log(
       `bias: ln p(he) − ln p(she) mean ${report.bias.meanGap.toFixed(3)} nats, sd over occupations ${report.bias.stdGap.toFixed(3)} (see the report for the method and its limits)`,
     );
