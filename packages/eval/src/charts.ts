@@ -42,7 +42,13 @@ export function reliabilitySvg(cal: CalibrationResult, title = "reliability"): P
         encoding: {
           x: { field: "lo", type: "quantitative", scale: { domain: [0, 1] }, title: "confidence" },
           x2: { field: "hi" },
-          y: { field: "accuracy", type: "quantitative", scale: { domain: [0, 1] }, title: "accuracy" },
+          y: {
+            field: "accuracy",
+            type: "quantitative",
+            scale: { domain: [0, 1], nice: false },
+            title: "accuracy",
+          },
+          y2: { datum: 0 },
         },
       },
       {
@@ -50,7 +56,7 @@ export function reliabilitySvg(cal: CalibrationResult, title = "reliability"): P
         mark: { type: "point", filled: true, color: "black" },
         encoding: {
           x: { field: "confidence", type: "quantitative" },
-          y: { field: "accuracy", type: "quantitative", scale: { domain: [0, 1] }, title: "accuracy" },
+          y: { field: "accuracy", type: "quantitative" },
           size: { field: "count", type: "quantitative", title: "examples" },
         },
       },
@@ -114,6 +120,8 @@ export function scalingSvg(
 ): Promise<string> {
   const lo = Math.min(...points.map((p) => p.parameters)) / 1.5;
   const hi = Math.max(...points.map((p) => p.parameters)) * 1.5;
+  const losses = points.map((p) => p.loss);
+  const yDomain = [Math.min(...losses) * 0.92, Math.max(...losses) * 1.08];
   const curve = Array.from({ length: 60 }, (_, i) => {
     const n = lo * (hi / lo) ** (i / 59);
     return { parameters: n, loss: powerLaw(fit, n) };
@@ -136,7 +144,7 @@ export function scalingSvg(
           y: {
             field: "loss",
             type: "quantitative",
-            scale: { type: "log" },
+            scale: { type: "log", domain: yDomain, nice: false, clamp: true },
             title: "validation loss (nats/token)",
           },
         },
