@@ -71,6 +71,11 @@ export function isCheckedTypeScript(block: CodeBlock): boolean {
   return (lang === "ts" || lang === "typescript") && !flags.includes("no-check");
 }
 
+/** Whether a checked block is also cheap and self-contained enough to execute (fence info `ts run`). */
+export function isRunnable(block: CodeBlock): boolean {
+  return isCheckedTypeScript(block) && block.info.split(/\s+/).includes("run");
+}
+
 /** Text outside fenced code blocks (links and inline code live here). */
 export function proseOf(text: string): string {
   return text.replace(/^(\s*)(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\s*\2\s*$/gm, "");
