@@ -6,11 +6,8 @@ import { type PowerLawFit, powerLaw } from "./power-law.js";
 /** Renders a vega-lite spec to SVG headless (vega's SVG renderer needs no canvas). */
 export async function renderVegaLiteSvg(spec: Record<string, unknown>): Promise<string> {
   const [vega, vl] = await Promise.all([import("vega"), import("vega-lite")]);
-  // biome-ignore lint/suspicious/noExplicitAny: vega-lite's TopLevelSpec type is very wide
-  const compiled = vl.compile({
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    ...spec,
-  } as any).spec;
+  const top = { $schema: "https://vega.github.io/schema/vega-lite/v5.json", ...spec };
+  const compiled = vl.compile(top as unknown as Parameters<typeof vl.compile>[0]).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
   try {
     return await view.toSVG();
