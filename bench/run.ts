@@ -20,6 +20,7 @@ const BENCHES = [
   "finetune-chat",
   "finetune-spam",
   "finetune-g2p",
+  "eval",
 ];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
