@@ -67,6 +67,21 @@ it("runScalingSweep trains each size, fits, writes json/md/svg, and reuses finis
     });
     expect(again).toEqual([true, true, true]);
     expect(r2.fit.alpha).toBeCloseTo(r.fit.alpha, 10);
+    // a larger budget resumes each run from its checkpoint instead of starting over
+    const more: boolean[] = [];
+    const r3 = await runScalingSweep({
+      ...opts,
+      steps: 5,
+      corpus: corpusFile,
+      onRun: (_p, reused) => more.push(reused),
+    });
+    expect(more).toEqual([false, false, false]);
+    expect(r3.points.map((p) => p.tokens)).toEqual([80, 80, 80]);
+    const steps = (await readFile(path.join(outDir, "a", "metrics.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).step);
+    expect(steps).toEqual([1, 2, 3, 4, 5]);
   } finally {
     await rm(outDir, { recursive: true, force: true });
   }

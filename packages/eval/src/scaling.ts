@@ -268,6 +268,13 @@ export function scalingMarkdown(r: ScalingResult): string {
     "",
     `Fit L(N) = a·N^(−α) + c: **α = ${r.fit.alpha.toFixed(4)}**, a = ${r.fit.a.toPrecision(4)}, **c = ${r.fit.c.toFixed(4)}**, R² = ${r.fit.r2.toFixed(4)}, RMSE ${r.fit.rmse.toExponential(2)} over a ${r.span.toFixed(0)}× span of N. Kaplan et al. 2020: α_N ≈ ${r.kaplanAlpha}.`,
     "",
+    ...(r.fit.c < 1e-6 * Math.max(...r.points.map((p) => p.valLoss))
+      ? [
+          "",
+          "The fitted c sits at its lower bound 0: these points show no measurable curvature, so the fit is a pure power law; more sizes or a longer span are needed to separate α from an irreducible loss.",
+        ]
+      : []),
+    "",
     "![scaling](scaling.svg)",
     "",
     r.discussion,
