@@ -114,6 +114,7 @@ export function taskAccuracySvg(tasks: TaskResult[]): Promise<string> {
 export function scalingSvg(
   points: { parameters: number; loss: number; name: string }[],
   fit: PowerLawFit,
+  xTitle = "non-embedding parameters N",
 ): Promise<string> {
   const lo = Math.min(...points.map((p) => p.parameters)) / 1.5;
   const hi = Math.max(...points.map((p) => p.parameters)) * 1.5;
@@ -136,7 +137,7 @@ export function scalingSvg(
             field: "parameters",
             type: "quantitative",
             scale: { type: "log" },
-            title: "non-embedding parameters N",
+            title: xTitle,
           },
           y: {
             field: "loss",

@@ -82,6 +82,17 @@ it("runScalingSweep trains each size, fits, writes json/md/svg, and reuses finis
       .split("\n")
       .map((l) => JSON.parse(l).step);
     expect(steps).toEqual([1, 2, 3, 4, 5]);
+    // L(D): one size across token budgets
+    const d = await runScalingSweep({
+      ...opts,
+      corpus: corpusFile,
+      outDir: path.join(outDir, "data"),
+      dataSteps: [1, 2, 4],
+    });
+    expect(d.mode).toBe("data");
+    expect(d.points.map((p) => p.tokens)).toEqual([16, 32, 64]);
+    expect(d.span).toBe(4);
+    expect(await readFile(path.join(outDir, "data", "scaling.md"), "utf8")).toMatch(/L\(D\) = a·D\^\(−β\)/);
   } finally {
     await rm(outDir, { recursive: true, force: true });
   }

@@ -2,6 +2,8 @@ import { isTypeformerError } from "@typeformer/core";
 import {
   KAPLAN_ALPHA_N,
   runScalingSweep,
+  SCALING_DATA_DEFAULT,
+  SCALING_DATA_QUICK,
   SCALING_DEFAULT_SIZES,
   SCALING_DEFAULTS,
   SCALING_QUICK,
@@ -17,6 +19,7 @@ const num = (v: string) => {
 
 interface ScalingOpts {
   quick?: boolean;
+  data?: boolean;
   out?: string;
   corpus: string;
   tokenizer: string;
@@ -35,6 +38,7 @@ export function registerScaling(program: Command): void {
       "Train a family of GPT sizes on the same data and token budget, fit L(N) = a·N^−α + c, plot it (SVG) and compare α with Kaplan et al. 2020. Resumes where it stopped.",
     )
     .option("--quick", "5 tiny sizes and a small budget: a few minutes on 2 cores")
+    .option("--data", "fit L(D) instead: one model size across 5 token budgets (doubling)")
     .option("-o, --out <dir>", "sweep folder (default runs/scaling or runs/scaling-quick)")
     .option("--corpus <name>", "corpus (moby-dick, sotu, brown, a file)", "moby-dick")
     .option("--tokenizer <spec>", "char, bpe:N, an encoding name or tokenizer.json", "char")
@@ -46,11 +50,14 @@ export function registerScaling(program: Command): void {
     .option("--backend <name>", "tf.js backend")
     .action(async (o: ScalingOpts) => {
       const base = o.quick ? SCALING_QUICK : SCALING_DEFAULTS;
+      const data = o.quick ? SCALING_DATA_QUICK : SCALING_DATA_DEFAULT;
+      const outDir = o.out ?? `runs/scaling${o.data ? "-data" : ""}${o.quick ? "-quick" : ""}`;
       const started = Date.now();
       try {
         const r = await runScalingSweep({
-          outDir: o.out ?? (o.quick ? "runs/scaling-quick" : "runs/scaling"),
-          sizes: o.quick ? SCALING_QUICK_SIZES : SCALING_DEFAULT_SIZES,
+          outDir,
+          sizes: o.data ? [data.size] : o.quick ? SCALING_QUICK_SIZES : SCALING_DEFAULT_SIZES,
+          dataSteps: o.data ? data.steps : undefined,
           corpus: o.corpus,
           tokenizer: o.tokenizer,
           steps: o.steps ?? base.steps,
@@ -71,10 +78,12 @@ export function registerScaling(program: Command): void {
             ),
         });
         console.log(
-          `\nL(N) = ${r.fit.a.toPrecision(4)}·N^(−${r.fit.alpha.toFixed(4)}) + ${r.fit.c.toFixed(4)}, R² ${r.fit.r2.toFixed(4)} over ${r.span.toFixed(0)}× in N (Kaplan et al. 2020: α_N ≈ ${KAPLAN_ALPHA_N})`,
+          r.mode === "data"
+            ? `\nL(D) = ${r.fit.a.toPrecision(4)}·D^(−${r.fit.alpha.toFixed(4)}) + ${r.fit.c.toFixed(4)}, R² ${r.fit.r2.toFixed(4)} over ${r.span.toFixed(0)}× in D (Kaplan et al. 2020: α_D ≈ 0.095)`
+            : `\nL(N) = ${r.fit.a.toPrecision(4)}·N^(−${r.fit.alpha.toFixed(4)}) + ${r.fit.c.toFixed(4)}, R² ${r.fit.r2.toFixed(4)} over ${r.span.toFixed(0)}× in N (Kaplan et al. 2020: α_N ≈ ${KAPLAN_ALPHA_N})`,
         );
         console.log(
-          `${((Date.now() - started) / 1000).toFixed(0)} s; scaling.json, scaling.md, scaling.svg in ${o.out ?? (o.quick ? "runs/scaling-quick" : "runs/scaling")}`,
+          `${((Date.now() - started) / 1000).toFixed(0)} s; scaling.json, scaling.md, scaling.svg in ${outDir}`,
         );
       } catch (e) {
         if (isTypeformerError(e)) {
