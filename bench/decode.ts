@@ -2,10 +2,13 @@
  * KV-cached greedy decoding tokens/s of the small GPT (nanoGPT CPU config) at batch 1 and 8: tf.js
  * wasm with Typeformer's kernels, stock tf.js wasm, and PyTorch CPU, alternating in one sitting.
  *
+ * "fast paths off" is the same kernels without the inference fast paths (fused in-place decode
+ * attention, direct kernel calls): the plain decode path, as before those existed.
+ *
  *   pnpm bench decode [--model gpt2|tiny] [--tokens 63] [--rounds 3] [--no-torch]
  */
 import { cpus, loadavg } from "node:os";
-import { registerWasmKernels, unregisterWasmKernels } from "@typeformer/attention";
+import { registerWasmKernels, setInferenceFastPaths, unregisterWasmKernels } from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
 import { modelsGpt2 } from "./gpt-models.js";
 import { type LayerCache, NANOGPT_CPU, TinyGpt } from "./gpt-tiny.js";
@@ -48,6 +51,21 @@ function decode(batch: number, n: number): number {
   return ms;
 }
 
+/** Kernels tf.js runs per decode token (tf.profile of 8 steps; customGrad scopes not counted). */
+const kernelCounts = new Map<string, number>();
+for (const batch of [1, 8]) {
+  for (const fast of [true, false]) {
+    if (model instanceof TinyGpt) continue;
+    setInferenceFastPaths(fast);
+    const steps = 8;
+    const info = await tf.profile(() => model.decode(batch, steps));
+    setInferenceFastPaths(true);
+    const n = info.kernels.filter((k) => k.name !== "unnamed scope").length;
+    kernelCounts.set(`${batch}/${fast}`, Math.round(n / steps));
+  }
+}
+const kernelsPerToken = (batch: number, fast: boolean) => kernelCounts.get(`${batch}/${fast}`) ?? "?";
+
 const torch = argv.includes("--no-torch") ? "PyTorch side skipped (--no-torch)" : await TorchChild.start(cfg);
 if (typeof torch === "string") console.log(torch);
 // Second anchor: PyTorch on one thread. On a loaded machine OpenMP's 2-thread barriers collapse;
@@ -73,6 +91,7 @@ const timed = (into: number[], f: () => number) => {
 };
 for (const batch of [1, 8]) {
   const ours: number[] = [];
+  const plain: number[] = [];
   const stock: number[] = [];
   const pt: number[] = [];
   const pt1: number[] = [];
@@ -80,6 +99,9 @@ for (const batch of [1, 8]) {
   if (typeof torch !== "string") await torch.call({ cmd: "decode", batch, tokens: 4 });
   for (let r = 0; r < rounds; r++) {
     timed(ours, () => decode(batch, tokens));
+    setInferenceFastPaths(false);
+    timed(plain, () => decode(batch, tokens));
+    setInferenceFastPaths(true);
     unregisterWasmKernels();
     timed(stock, () => decode(batch, tokens));
     registerWasmKernels();
@@ -110,7 +132,8 @@ for (const batch of [1, 8]) {
         ? +(median(cpuOf(pt1)) / median(cpuOf(ms))).toFixed(3)
         : "n/a",
     });
-  add(`tf.js wasm + Typeformer kernels (${variant})`, ours);
+  add(`tf.js wasm + Typeformer kernels (${variant}, ${kernelsPerToken(batch, true)} kernels/token)`, ours);
+  add(`same kernels, fast paths off (${kernelsPerToken(batch, false)} kernels/token)`, plain);
   add("tf.js wasm, stock kernels", stock);
   if (typeof torch !== "string") add(`PyTorch ${torch.info.torch} CPU (${torch.info.threads} threads)`, pt);
   if (pt1.length) add("PyTorch CPU (1 thread)", pt1);

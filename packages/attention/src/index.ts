@@ -1,7 +1,7 @@
 export type { AlibiBiasOptions } from "./alibi.js";
 export { alibiBias, alibiSlopes } from "./alibi.js";
 export { dropoutMultipliers, dropoutSeed } from "./dropout.js";
-export type { KVCacheOptions, RowMask } from "./kv-cache.js";
+export type { AttendInPlaceOptions, KVCacheOptions, RowMask } from "./kv-cache.js";
 export { KVCache } from "./kv-cache.js";
 export type { MultiHeadAttentionCall, MultiHeadAttentionConfig } from "./multi-head-attention.js";
 export { MultiHeadAttention } from "./multi-head-attention.js";
@@ -25,9 +25,12 @@ export {
   adamwUpdate,
   fusedKernelsActive,
   gelu,
+  inferenceFastPaths,
   layerNorm,
   linear,
+  linearInference,
   registerWasmKernels,
+  setInferenceFastPaths,
   unregisterWasmKernels,
   wasmBatchMatMul,
   wasmThreadsReady,

@@ -1,4 +1,6 @@
 import { describeValue, TypeformerError, tf } from "@typeformer/core";
+import { type DecodeAttentionAttrs, FUSED_KERNEL_NAMES } from "./wasm/fused-kernels.js";
+import { inferenceFastPaths } from "./wasm/fused-ops.js";
 
 export interface KVCacheOptions {
   numLayers: number;
@@ -9,6 +11,20 @@ export interface KVCacheOptions {
   maxLength: number;
   /** Value head size when it differs from headDim. */
   valueDim?: number;
+}
+
+/** Options of {@link KVCache.attendInPlace}. */
+export interface AttendInPlaceOptions {
+  /** Query heads (a multiple of the cache's numKvHeads: GQA / MQA). */
+  numHeads: number;
+  /** Column offsets of query head 0 / KV head 0 in q, k, v (default 0): pass one fused QKV tensor thrice. */
+  qOffset?: number;
+  kOffset?: number;
+  vOffset?: number;
+  /** Softmax scale (default 1/√headDim). */
+  scale?: number;
+  /** (B, t) valid new tokens, read on the first layer of a step (as in `update`). */
+  mask?: RowMask;
 }
 
 /** A 0/1 matrix (B, t) given as a tensor or nested arrays. */
@@ -46,6 +62,16 @@ export class KVCache {
   readonly maxLength: number;
   private keys: (tf.Tensor4D | null)[];
   private values: (tf.Tensor4D | null)[];
+  /**
+   * In-place storage of the fused path: per layer (B, Hkv, cap, D) buffers whose first layerSlots
+   * slots hold the layer's keys/values (a layer has either these or keys/values, never both). Owned
+   * solely by this cache — never returned, cloned or passed to anything but the decode-attention
+   * kernel, which writes the new slots in place — so tf.js's immutability is never observable.
+   */
+  private kBuf: (tf.Tensor4D | null)[];
+  private vBuf: (tf.Tensor4D | null)[];
+  /** The step's (B, slots) key mask for the fused kernel (null: every slot valid), freed at commit. */
+  private stepMask: tf.Tensor2D | null | undefined;
   private layerSlots: number[];
   /** Per row, 0/1 validity of each slot (committed slots followed by the step in progress). */
   private valid: Uint8Array[];
@@ -63,6 +89,8 @@ export class KVCache {
     this.maxLength = posInt("maxLength", opts?.maxLength);
     this.keys = new Array(this.numLayers).fill(null);
     this.values = new Array(this.numLayers).fill(null);
+    this.kBuf = new Array(this.numLayers).fill(null);
+    this.vBuf = new Array(this.numLayers).fill(null);
     this.layerSlots = new Array(this.numLayers).fill(0);
     this.valid = Array.from({ length: batch }, () => new Uint8Array(0));
     this.rowLengths = new Array(batch).fill(0);
@@ -184,6 +212,22 @@ export class KVCache {
         { shape: v?.shape },
       );
     }
+    const at = this.beginLayer(layer, t, mask);
+    this.materialize(layer);
+    const oldK = this.keys[layer];
+    const oldV = this.values[layer];
+    const nk = tf.keep(oldK ? tf.concat([oldK, k], 2) : tf.clone(k));
+    const nv = tf.keep(oldV ? tf.concat([oldV, v], 2) : tf.clone(v));
+    oldK?.dispose();
+    oldV?.dispose();
+    this.keys[layer] = nk;
+    this.values[layer] = nv;
+    this.finishLayer(layer, at, t);
+    return { k: tf.clone(nk), v: tf.clone(nv) };
+  }
+
+  /** Validates a layer's part of the step (starting the step on its first layer); returns its first slot. */
+  private beginLayer(layer: number, t: number, mask: RowMask | undefined): number {
     const at = this.layerSlots[layer];
     if (this.pendingT === 0) {
       if (this.committed + t > this.maxLength) {
@@ -208,21 +252,169 @@ export class KVCache {
         { layer, t, pending: this.pendingT },
       );
     }
-    const oldK = this.keys[layer];
-    const oldV = this.values[layer];
-    const nk = tf.keep(oldK ? tf.concat([oldK, k], 2) : tf.clone(k));
-    const nv = tf.keep(oldV ? tf.concat([oldV, v], 2) : tf.clone(v));
-    oldK?.dispose();
-    oldV?.dispose();
-    this.keys[layer] = nk;
-    this.values[layer] = nv;
+    return at;
+  }
+
+  private finishLayer(layer: number, at: number, t: number): void {
     this.layerSlots[layer] = at + t;
     if (this.layerSlots.every((s) => s === this.committed + this.pendingT)) {
       this.committed += this.pendingT;
       this.pendingT = 0;
       this.rowLengths = this.valid.map((row) => row.reduce((a, x) => a + x, 0));
+      this.stepMask?.dispose();
+      this.stepMask = undefined;
     }
-    return { k: tf.clone(nk), v: tf.clone(nv) };
+  }
+
+  /** Moves a layer's in-place buffers (if any) back to exact-length tensors. */
+  private materialize(layer: number): void {
+    const kb = this.kBuf[layer];
+    const vb = this.vBuf[layer];
+    if (!kb || !vb) return;
+    const n = this.layerSlots[layer];
+    const cut = (x: tf.Tensor4D) =>
+      n === 0
+        ? null
+        : tf.keep(tf.tidy(() => tf.slice(x, [0, 0, 0, 0], [x.shape[0], x.shape[1], n, x.shape[3]])));
+    this.keys[layer] = cut(kb);
+    this.values[layer] = cut(vb);
+    kb.dispose();
+    vb.dispose();
+    this.kBuf[layer] = null;
+    this.vBuf[layer] = null;
+  }
+
+  private materializeAll(): void {
+    for (let l = 0; l < this.numLayers; l++) this.materialize(l);
+  }
+
+  /**
+   * Whether {@link KVCache.attendInPlace} can run: the wasm backend with Typeformer's kernels
+   * registered (`registerWasmKernels()`), float32 storage.
+   */
+  static canAttendInPlace(): boolean {
+    if (!inferenceFastPaths()) return false;
+    return (
+      tf.getBackend() === "wasm" && tf.getKernel(FUSED_KERNEL_NAMES.decodeAttention, "wasm") !== undefined
+    );
+  }
+
+  /**
+   * The fused decode path: appends this step's keys/values of `layer` (read from k (B·t, ·) and
+   * v (B·t, ·) at column offsets, KV head g at offset + g·D) into preallocated storage in place, and
+   * returns causal attention of q (B·t, ·) over the layer's keys as (B·t, numHeads·D) — one wasm call
+   * for all heads (GQA-aware). Same step rules and numbers as `update` + masked attention; storage
+   * grows by doubling, so history is not copied every step. Inference only (no gradients); needs
+   * {@link KVCache.canAttendInPlace}.
+   */
+  attendInPlace(
+    layer: number,
+    q: tf.Tensor2D,
+    k: tf.Tensor2D,
+    v: tf.Tensor2D,
+    opts: AttendInPlaceOptions,
+  ): tf.Tensor2D {
+    this.alive();
+    if (!KVCache.canAttendInPlace()) {
+      bad(
+        "UNSUPPORTED",
+        `attendInPlace needs the wasm backend with registerWasmKernels(); backend is ${tf.getBackend()}`,
+        {
+          backend: tf.getBackend(),
+        },
+      );
+    }
+    if (!(Number.isInteger(layer) && layer >= 0 && layer < this.numLayers)) {
+      bad(
+        "INVALID_ARGUMENT",
+        `layer must be an integer in [0, ${this.numLayers}); received ${describeValue(layer)}`,
+        {
+          layer,
+        },
+      );
+    }
+    const B = this.batch;
+    const rows = q?.shape?.[0];
+    if (q?.rank !== 2 || k?.rank !== 2 || v?.rank !== 2 || B === 0 || rows % B !== 0 || rows === 0) {
+      bad("SHAPE_MISMATCH", `q, k, v must be (B·t, ·) with B = ${B}; received q ${describeValue(q?.shape)}`, {
+        q: q?.shape,
+      });
+    }
+    if (this.valueDim !== this.headDim) {
+      bad(
+        "UNSUPPORTED",
+        `attendInPlace needs valueDim = headDim; this cache has ${this.valueDim} / ${this.headDim}`,
+        {},
+      );
+    }
+    const H = opts?.numHeads;
+    if (!(Number.isInteger(H) && H > 0 && H % this.numKvHeads === 0)) {
+      bad(
+        "INVALID_ARGUMENT",
+        `numHeads must be a positive multiple of numKvHeads ${this.numKvHeads}; received ${describeValue(H)}`,
+        {
+          numHeads: H,
+        },
+      );
+    }
+    const t = rows / B;
+    const at = this.beginLayer(layer, t, opts.mask);
+    const D = this.headDim;
+    // storage with room for slots [0, at + t): keep, or grow (capacity doubling) by padding a copy
+    let kb = this.kBuf[layer];
+    let vb = this.vBuf[layer];
+    const cap = kb ? kb.shape[2] : 0;
+    if (!kb || !vb || cap < at + t) {
+      const need = Math.min(this.maxLength, Math.max(at + t, 2 * cap, 16));
+      const grow = (buf: tf.Tensor4D | null, exact: tf.Tensor4D | null) =>
+        tf.keep(
+          tf.tidy(() => {
+            const src = buf ?? exact;
+            if (!src) return tf.zeros([B, this.numKvHeads, need, D]) as tf.Tensor4D;
+            return tf.pad(src, [
+              [0, 0],
+              [0, 0],
+              [0, need - src.shape[2]],
+              [0, 0],
+            ]) as tf.Tensor4D;
+          }),
+        );
+      const nk = grow(kb, this.keys[layer]);
+      const nv = grow(vb, this.values[layer]);
+      for (const x of [kb, vb, this.keys[layer], this.values[layer]]) x?.dispose();
+      this.keys[layer] = null;
+      this.values[layer] = null;
+      kb = nk;
+      vb = nv;
+      this.kBuf[layer] = kb;
+      this.vBuf[layer] = vb;
+    }
+    if (this.stepMask === undefined) {
+      const S = this.committed + this.pendingT;
+      const full = this.valid.every((row) => row.subarray(0, S).every((x) => x === 1));
+      this.stepMask = full ? null : tf.keep(this.keyMask());
+    }
+    const attrs: DecodeAttentionAttrs = {
+      past: at,
+      numHeads: opts.numHeads,
+      numKvHeads: this.numKvHeads,
+      headDim: D,
+      qOffset: opts.qOffset ?? 0,
+      kOffset: opts.kOffset ?? 0,
+      vOffset: opts.vOffset ?? 0,
+      scale: opts.scale ?? 1 / Math.sqrt(D),
+    };
+    const inputs: tf.NamedTensorMap = { q, k, v, kCache: kb, vCache: vb };
+    if (this.stepMask) inputs.mask = this.stepMask;
+    const out = tf
+      .engine()
+      .runKernel(
+        FUSED_KERNEL_NAMES.decodeAttention,
+        inputs,
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor2D;
+    this.finishLayer(layer, at, t);
+    return out;
   }
 
   /** (B, Tk) float32 mask of valid key slots, including the step in progress. */
@@ -237,12 +429,14 @@ export class KVCache {
   /** The stored keys and values of a layer (clones the caller owns), or null before its first update. */
   get(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | null {
     this.alive();
+    this.materialize(layer);
     const k = this.keys[layer];
     const v = this.values[layer];
     return k && v ? { k: tf.clone(k), v: tf.clone(v) } : null;
   }
 
   private replaceAll(fn: (x: tf.Tensor4D) => tf.Tensor4D | null): void {
+    this.materializeAll();
     for (const arr of [this.keys, this.values]) {
       for (let l = 0; l < arr.length; l++) {
         const x = arr[l];
@@ -308,6 +502,8 @@ export class KVCache {
   concatRows(other: KVCache): void {
     this.idle("concatRows");
     other.idle("concatRows");
+    this.materializeAll();
+    other.materializeAll();
     if (
       other.numLayers !== this.numLayers ||
       other.numKvHeads !== this.numKvHeads ||
@@ -385,7 +581,11 @@ export class KVCache {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const x of [...this.keys, ...this.values]) x?.dispose();
+    for (const x of [...this.keys, ...this.values, ...this.kBuf, ...this.vBuf]) x?.dispose();
+    this.kBuf.fill(null);
+    this.vBuf.fill(null);
+    this.stepMask?.dispose();
+    this.stepMask = undefined;
     this.keys.fill(null);
     this.values.fill(null);
   }

@@ -58,6 +58,24 @@ export function decoderInputs(
   return { B, T, positions, keyMask, cache: opts.cache, newMask: mask };
 }
 
+/** A cache with @typeformer/attention's fused in-place decode attention (`KVCache.attendInPlace`). */
+export interface InPlaceAttendCache {
+  attendInPlace: KVCache["attendInPlace"];
+}
+
+/**
+ * The cache, when the fused decode path can run now: an attention `KVCache` (or anything with its
+ * `attendInPlace`), the wasm backend with Typeformer's kernels, and no gradient tape recording.
+ * Otherwise undefined: callers take the plain path (update + attend), which gives the same numbers.
+ */
+export function inPlaceCache(cache: KVCacheLike): InPlaceAttendCache | undefined {
+  if (typeof (cache as Partial<InPlaceAttendCache>).attendInPlace !== "function") return undefined;
+  if (!KVCache.canAttendInPlace()) return undefined;
+  const state = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state;
+  if ((state?.gradientDepth ?? 0) > 0) return undefined;
+  return cache as unknown as InPlaceAttendCache;
+}
+
 type CacheFactory = (opts: KVCacheOptions) => KVCacheLike;
 
 let cacheFactory: CacheFactory = (o) => new KVCache(o) as unknown as KVCacheLike;

@@ -6,13 +6,16 @@
 import { type Random, TypeformerError, tf } from "@typeformer/core";
 import { attend } from "./attend.js";
 import { BaseModel } from "./base.js";
-import { createKVCache, decoderInputs } from "./decoder.js";
+import { createKVCache, decoderInputs, inPlaceCache } from "./decoder.js";
 import {
   activation,
   dropout,
   embed,
+  geluTanh,
   layerNorm,
   linear,
+  linearAdd,
+  linearGelu,
   mergeHeads,
   splitHeads,
   TransposedCache,
@@ -124,12 +127,24 @@ export class GPT2Model extends BaseModel<GPT2Config> implements CausalLM<GPT2Con
     this.headDim = config.hiddenSize / config.numHeads;
   }
 
-  /** Causal self-attention: one fused QKV projection, heads, attention, output projection. */
+  /** Causal self-attention: one fused QKV projection, heads, attention → (B·T, C) before c_proj. */
   private attention(x: tf.Tensor2D, i: number, B: number, T: number, s: Step, ctx: Ctx): tf.Tensor2D {
     const { hiddenSize: C, numHeads: H } = this.config;
     const D = C / H;
     const h = `h.${i}.attn.`;
     const qkv = linear(x, this.p(`${h}c_attn.weight`), this.p(`${h}c_attn.bias`)); // (B·T, 3C)
+    const fused = s.cache && !ctx.training && !s.attentions ? inPlaceCache(s.cache) : undefined;
+    if (fused) {
+      // decode fast path: one wasm call appends K/V in place and attends for all heads, reading the
+      // heads straight out of the fused QKV rows (no split / head transposes / concat of the cache)
+      return fused.attendInPlace(i, qkv, qkv, qkv, {
+        numHeads: H,
+        qOffset: 0,
+        kOffset: C,
+        vOffset: 2 * C,
+        mask: s.newMask,
+      });
+    }
     const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[]; // 3 × (B·T, C)
     let keys = splitHeads(k, B, T, H, D); // (B, H, T, D)
     let values = splitHeads(v, B, T, H, D); // (B, H, T, D)
@@ -145,30 +160,42 @@ export class GPT2Model extends BaseModel<GPT2Config> implements CausalLM<GPT2Con
       returnWeights: s.attentions !== undefined,
     });
     if (weights) s.attentions?.push(weights); // (B, H, T, Tk)
-    const y = mergeHeads(output); // (B·T, C)
-    const out = linear(y, this.p(`${h}c_proj.weight`), this.p(`${h}c_proj.bias`));
-    return dropout(out, this.config.residDropout, ctx.training, ctx.rng);
+    return mergeHeads(output); // (B·T, C)
   }
 
-  /** Position-wise MLP: C → 4C → C with GELU. */
-  private mlp(x: tf.Tensor2D, i: number, ctx: Ctx): tf.Tensor2D {
+  /** residual + dropout(x·W + b); without training one fused call where the kernels allow. */
+  private residualProjection(residual: tf.Tensor2D, x: tf.Tensor2D, name: string, ctx: Ctx): tf.Tensor2D {
+    const w = this.p(`${name}.weight`);
+    const b = this.p(`${name}.bias`);
+    if (!ctx.training) return linearAdd(residual, x, w, b);
+    return tf.add(residual, dropout(linear(x, w, b), this.config.residDropout, true, ctx.rng)) as tf.Tensor2D;
+  }
+
+  /** Position-wise MLP's first half: C → 4C with the activation (c_proj is the residual projection). */
+  private mlpHidden(x: tf.Tensor2D, i: number, ctx: Ctx): tf.Tensor2D {
     const h = `h.${i}.mlp.`;
     const act = activation(this.config.activation);
-    const u = act(linear(x, this.p(`${h}c_fc.weight`), this.p(`${h}c_fc.bias`))) as tf.Tensor2D; // (B·T, 4C)
-    const out = linear(u, this.p(`${h}c_proj.weight`), this.p(`${h}c_proj.bias`)); // (B·T, C)
-    return dropout(out, this.config.residDropout, ctx.training, ctx.rng);
+    const w = this.p(`${h}c_fc.weight`);
+    const b = this.p(`${h}c_fc.bias`);
+    if (!ctx.training && act === geluTanh) return linearGelu(x, w, b);
+    return act(linear(x, w, b)) as tf.Tensor2D; // (B·T, 4C)
   }
 
   /** Pre-LN block: x + attn(ln_1(x)), then x + mlp(ln_2(x)). */
   private block(x: tf.Tensor2D, i: number, B: number, T: number, s: Step, ctx: Ctx): tf.Tensor2D {
     const eps = this.config.layerNormEpsilon;
     const h = `h.${i}.`;
-    x = tf.add(
-      x,
-      this.attention(layerNorm(x, this.p(`${h}ln_1.weight`), this.p(`${h}ln_1.bias`), eps), i, B, T, s, ctx),
+    const a = this.attention(
+      layerNorm(x, this.p(`${h}ln_1.weight`), this.p(`${h}ln_1.bias`), eps),
+      i,
+      B,
+      T,
+      s,
+      ctx,
     );
-    x = tf.add(x, this.mlp(layerNorm(x, this.p(`${h}ln_2.weight`), this.p(`${h}ln_2.bias`), eps), i, ctx));
-    return x;
+    x = this.residualProjection(x, a, `${h}attn.c_proj`, ctx);
+    const u = this.mlpHidden(layerNorm(x, this.p(`${h}ln_2.weight`), this.p(`${h}ln_2.bias`), eps), i, ctx);
+    return this.residualProjection(x, u, `${h}mlp.c_proj`, ctx);
   }
 
   forward(inputIds: tf.Tensor2D, opts: CausalLMForwardOptions = {}): CausalLMOutput {

@@ -3,6 +3,7 @@ import {
   fusedKernelsActive,
   layerNorm as fusedLayerNorm,
   linear as fusedLinear,
+  linearInference,
 } from "@typeformer/attention";
 import { type Random, TypeformerError, tf } from "@typeformer/core";
 
@@ -42,6 +43,22 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D
   }
   const hook = linearHooks.get(w);
   return hook ? hook(x, y) : y;
+}
+
+/**
+ * residual + (x·W + b): on wasm with the kernels and outside gradient tapes one fused call (the
+ * residual added in the GEMM's output pass); else (or with a hook on W) `residual + linear(x, W, b)`.
+ * No dropout: for inference.
+ */
+export function linearAdd(residual: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  if (!linearHooks.has(w) && fusedKernelsActive()) return linearInference(x, w, b, { residual });
+  return tf.add(residual, linear(x, w, b)) as tf.Tensor2D;
+}
+
+/** geluTanh(x·W + b), fused like {@link linearAdd}. */
+export function linearGelu(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  if (!linearHooks.has(w) && fusedKernelsActive()) return linearInference(x, w, b, { gelu: true });
+  return geluTanh(linear(x, w, b)) as tf.Tensor2D;
 }
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) · w + b. */

@@ -8,6 +8,8 @@ export const FUSED_KERNEL_NAMES = {
   layerNorm: "TypeformerLayerNorm",
   layerNormGrad: "TypeformerLayerNormGrad",
   biasGrad: "TypeformerBiasGrad",
+  decodeAttention: "TypeformerDecodeAttention",
+  linear: "TypeformerLinear",
 } as const;
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -122,10 +124,97 @@ const biasGradKernel: tf.KernelFunc = ({ inputs, backend }: Args) => {
   return out;
 };
 
+/** Attributes of {@link FUSED_KERNEL_NAMES.decodeAttention}. */
+export interface DecodeAttentionAttrs {
+  /** Filled cache slots before this call; the t new tokens go to slots [past, past + t). */
+  past: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Column offsets (floats) of query head 0 / KV head 0 in q, k, v (one fused QKV tensor can serve all three). */
+  qOffset: number;
+  kOffset: number;
+  vOffset: number;
+  scale: number;
+}
+
+/**
+ * Decode attention over an in-place KV cache: q (B·t, ≥ qOffset + H·D), k/v (B·t, ≥ off + Hkv·D),
+ * kCache/vCache (B, Hkv, cap, D) — WRITTEN IN PLACE at slots [past, past + t): only a cache that owns
+ * those tensors outright may call this — optional mask (B, past + t) 0/1 → (B·t, H·D).
+ */
+const decodeAttentionKernel: tf.KernelFunc = ({ inputs, backend, attrs }: Args) => {
+  const be = backend as unknown as WasmBackendLike;
+  const a = attrs as unknown as DecodeAttentionAttrs;
+  const q = f32("decodeAttention q", inputs.q);
+  const k = f32("decodeAttention k", inputs.k);
+  const v = f32("decodeAttention v", inputs.v);
+  const kc = f32("decodeAttention kCache", inputs.kCache);
+  const vc = f32("decodeAttention vCache", inputs.vCache);
+  const [B, Hkv, cap, D] = kc.shape;
+  const H = a.numHeads;
+  const rows = q.shape[0];
+  const t = B === 0 ? 0 : rows / B;
+  const bad =
+    kc.shape.length !== 4 ||
+    vc.shape.join() !== kc.shape.join() ||
+    Hkv !== a.numKvHeads ||
+    D !== a.headDim ||
+    H % Hkv !== 0 ||
+    !Number.isInteger(t) ||
+    a.past + t > cap ||
+    k.shape[0] !== rows ||
+    v.shape[0] !== rows ||
+    q.shape[1] < a.qOffset + H * D ||
+    k.shape[1] < a.kOffset + Hkv * D ||
+    v.shape[1] < a.vOffset + Hkv * D ||
+    (inputs.mask !== undefined && size(inputs.mask.shape) !== B * (a.past + t));
+  if (bad) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `decodeAttention got q [${q.shape}], k [${k.shape}], v [${v.shape}], caches [${kc.shape}] / [${vc.shape}], past ${a.past}, heads ${H}/${a.numKvHeads}, headDim ${a.headDim}`,
+      { q: q.shape, k: k.shape, v: v.shape, kCache: kc.shape, past: a.past },
+    );
+  }
+  const out = be.makeOutput([rows, H * D], "float32");
+  if (rows === 0) return out;
+  const inst = instanceFor(be);
+  const Tk = a.past + t;
+  const own = Tk * 4 > inst.exports.scratchBytes();
+  const scores = own ? be.wasm._malloc(Tk * 4) >>> 0 : inst.scratch;
+  try {
+    inst.exports.decodeAttention(
+      ptr(be, q) + a.qOffset * 4,
+      ptr(be, k) + a.kOffset * 4,
+      ptr(be, v) + a.vOffset * 4,
+      ptr(be, kc),
+      ptr(be, vc),
+      inputs.mask ? ptr(be, f32("decodeAttention mask", inputs.mask)) : 0,
+      ptr(be, out),
+      scores,
+      B,
+      t,
+      a.past,
+      cap,
+      H,
+      Hkv,
+      D,
+      q.shape[1],
+      k.shape[1],
+      v.shape[1],
+      a.scale,
+    );
+  } finally {
+    if (own) be.wasm._free(scores);
+  }
+  return out;
+};
+
 export const FUSED_KERNELS: Record<string, tf.KernelFunc> = {
   [FUSED_KERNEL_NAMES.gelu]: geluKernel,
   [FUSED_KERNEL_NAMES.geluGrad]: geluGradKernel,
   [FUSED_KERNEL_NAMES.layerNorm]: layerNormKernel,
   [FUSED_KERNEL_NAMES.layerNormGrad]: layerNormGradKernel,
   [FUSED_KERNEL_NAMES.biasGrad]: biasGradKernel,
+  [FUSED_KERNEL_NAMES.decodeAttention]: decodeAttentionKernel,
 };

@@ -10,6 +10,33 @@ export function fusedKernelsActive(): boolean {
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
+/**
+ * Whether a gradient tape is recording (tf.grads / variableGrads / minimize). When none is, the fused
+ * ops call their kernels directly: no customGrad scope, no reshapes (fewer tf.js ops per decode step).
+ */
+function recording(): boolean {
+  if (!fastPaths) return true;
+  const state = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state;
+  return (state?.gradientDepth ?? 0) > 0;
+}
+
+let fastPaths = true;
+
+/**
+ * Turns the inference fast paths on (default) or off: direct fused-kernel calls outside gradient
+ * tapes and `KVCache.attendInPlace` (the fused in-place decode attention models use). Off, the
+ * models take the plain path (customGrad ops, cache concat, tf.js attention) — same numbers within
+ * float32 rounding; for tests and benchmarks that compare the two.
+ */
+export function setInferenceFastPaths(enabled: boolean): void {
+  fastPaths = enabled;
+}
+
+/** Whether the inference fast paths are on (see {@link setInferenceFastPaths}). */
+export function inferenceFastPaths(): boolean {
+  return fastPaths;
+}
+
 /** GELU, tanh approximation (GPT-2's `gelu_new`): one fused wasm pass forward and backward where available. */
 export function gelu<T extends tf.Tensor>(x: T): T {
   if (!fusedKernelsActive() || x.dtype !== "float32") {
@@ -18,6 +45,7 @@ export function gelu<T extends tf.Tensor>(x: T): T {
       return x.mul(0.5).mul(tf.tanh(inner).add(1)) as T;
     });
   }
+  if (!recording()) return tf.engine().runKernel(FUSED_KERNEL_NAMES.gelu, { x }) as T;
   const f = tf.customGrad(((xi: tf.Tensor, save: tf.GradSaveFunc) => {
     const y = tf.engine().runKernel(FUSED_KERNEL_NAMES.gelu, { x: xi }) as tf.Tensor;
     save([xi]);
@@ -41,6 +69,14 @@ export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.
         .mul(gamma)
         .add(beta) as T;
     });
+  }
+  if (!recording()) {
+    const [y, mean, rstd] = tf
+      .engine()
+      .runKernel(FUSED_KERNEL_NAMES.layerNorm, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
+    mean.dispose();
+    rstd.dispose();
+    return y as T;
   }
   const f = tf.customGrad(((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     const [y, mean, rstd] = tf
@@ -85,6 +121,15 @@ export function linear<T extends tf.Tensor>(x: T, w: tf.Tensor, b?: tf.Tensor): 
       return (b ? y.add(b) : y).reshape(outShape) as T;
     });
   }
+  if (!recording() && x.rank === 2) {
+    return tf
+      .engine()
+      .runKernel(
+        "_FusedMatMul",
+        { a: x, b: w, bias: b },
+        { transposeA: false, transposeB: false, activation: "linear" },
+      ) as T;
+  }
   const f = tf.customGrad(((x2: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, save: tf.GradSaveFunc) => {
     const y = tf
       .engine()
@@ -111,6 +156,32 @@ export function linear<T extends tf.Tensor>(x: T, w: tf.Tensor, b?: tf.Tensor): 
       outShape,
     ),
   ) as T;
+}
+
+/**
+ * Inference dense layer in one fused wasm call where the fast paths run (wasm with the kernels, no
+ * gradient tape): x (N, in) · w (in, out) + b, then tanh-GELU (`gelu`) and/or + `residual` (N, out).
+ * Elsewhere the same with plain tf ops (GELU in its sigmoid form, as the fused kernel).
+ */
+export function linearInference(
+  x: tf.Tensor2D,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  opts: { gelu?: boolean; residual?: tf.Tensor2D } = {},
+): tf.Tensor2D {
+  if (fusedKernelsActive() && !recording() && x.dtype === "float32" && x.rank === 2) {
+    const inputs: tf.NamedTensorMap = { x, w, bias: b };
+    if (opts.residual) inputs.residual = opts.residual;
+    return tf
+      .engine()
+      .runKernel(FUSED_KERNEL_NAMES.linear, inputs, { gelu: opts.gelu === true }) as tf.Tensor2D;
+  }
+  return tf.tidy(() => {
+    let y = linear(x, w, b) as tf.Tensor;
+    if (opts.gelu) y = gelu(y);
+    if (opts.residual) y = tf.add(opts.residual, y);
+    return y as tf.Tensor2D;
+  });
 }
 
 export interface AdamWHyper {

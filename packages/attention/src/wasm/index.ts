@@ -1,5 +1,14 @@
 export type { AdamWHyper } from "./fused-ops.js";
-export { adamwUpdate, fusedKernelsActive, gelu, layerNorm, linear } from "./fused-ops.js";
+export {
+  adamwUpdate,
+  fusedKernelsActive,
+  gelu,
+  inferenceFastPaths,
+  layerNorm,
+  linear,
+  linearInference,
+  setInferenceFastPaths,
+} from "./fused-ops.js";
 export type { WasmKernelVariant } from "./instance.js";
 export type { RegisterWasmKernelsOptions } from "./kernels.js";
 export { registerWasmKernels, unregisterWasmKernels, wasmBatchMatMul, wasmThreadsReady } from "./kernels.js";

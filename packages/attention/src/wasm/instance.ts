@@ -90,6 +90,27 @@ export interface KernelExports {
     bc1: number,
     bc2: number,
   ): void;
+  decodeAttention(
+    q: number,
+    k: number,
+    v: number,
+    kc: number,
+    vc: number,
+    mask: number,
+    out: number,
+    scores: number,
+    batch: number,
+    t: number,
+    past: number,
+    cap: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    qStride: number,
+    kStride: number,
+    vStride: number,
+    scale: number,
+  ): void;
 }
 export interface KernelInstance {
   exports: KernelExports;

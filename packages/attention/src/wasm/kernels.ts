@@ -1,5 +1,5 @@
 import { TypeformerError, tf } from "@typeformer/core";
-import { FUSED_KERNELS } from "./fused-kernels.js";
+import { FUSED_KERNEL_NAMES, FUSED_KERNELS } from "./fused-kernels.js";
 import {
   compiledModule,
   instanceFor,
@@ -228,6 +228,52 @@ function callKernel(
   } as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
 }
 
+/**
+ * Inference dense layer, one call: y = x (N, in) · w (in, out) + bias (out), then optionally tanh-GELU
+ * (`gelu` attr) or + residual (N, out) — in place on y. (A decoder block's c_fc + GELU and
+ * c_proj + residual add.)
+ */
+const linearKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, w, bias, residual } = inputs as Record<string, tf.TensorInfo | undefined>;
+  const gelu = (attrs as { gelu?: boolean }).gelu === true;
+  const f32 = [x, w, bias, residual].every((t) => t === undefined || t.dtype === "float32");
+  if (
+    !x ||
+    !w ||
+    !bias ||
+    !f32 ||
+    x.shape.length !== 2 ||
+    w.shape.length !== 2 ||
+    x.shape[1] !== w.shape[0]
+  ) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `TypeformerLinear needs float32 x (N, in), w (in, out), bias (out); got x [${x?.shape}], w [${w?.shape}], bias [${bias?.shape}]`,
+      { x: x?.shape, w: w?.shape },
+    );
+  }
+  const [N, n] = [x.shape[0], w.shape[1]];
+  if (
+    prod(bias.shape) !== n ||
+    (residual && (residual.shape.length !== 2 || residual.shape[0] !== N || residual.shape[1] !== n))
+  ) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `TypeformerLinear bias must have ${n} elements and residual be (${N}, ${n}); got [${bias.shape}], [${residual?.shape}]`,
+      { bias: bias.shape, residual: residual?.shape },
+    );
+  }
+  const be = backend as unknown as WasmBackendLike;
+  const y = wasmBatchMatMul(x, w, false, false, be);
+  if (N * n === 0) return y;
+  const ex = instanceFor(be).exports;
+  const p = (t: tf.TensorInfo) => be.dataIdMap.get(t.dataId).memoryOffset;
+  ex.addBias(p(y), p(bias), N, n);
+  if (gelu) ex.geluForward(p(y), p(y), N * n);
+  if (residual) ex.addBias(p(y), p(residual), 1, N * n);
+  return y;
+};
+
 const fusedMatMulKernel: tf.KernelFunc = (args) => {
   const { inputs, backend, attrs } = args;
   const { a, b, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo | undefined>;
@@ -395,6 +441,7 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   Slice: sliceKernel,
   SplitV: splitVKernel,
   _FusedMatMul: fusedMatMulKernel,
+  [FUSED_KERNEL_NAMES.linear]: linearKernel,
   ...FUSED_KERNELS,
 };
 
