@@ -149,7 +149,13 @@ async function runEval(dir: string | undefined, o: EvalOpts): Promise<void> {
       );
     }
   }
-  const report: EvalReport = { model: path.resolve(dir), createdAt: new Date().toISOString(), tasks: [] };
+  const notes: string[] = [];
+  const report: EvalReport = {
+    model: path.resolve(dir),
+    createdAt: new Date().toISOString(),
+    tasks: [],
+    notes,
+  };
   if (texts.length) {
     process.stderr.write(`perplexity on ${source} ...\n`);
     const p = evaluatePerplexity(model, tok, texts, { contextLength: o.context, stride: o.stride });
@@ -190,7 +196,7 @@ async function runEval(dir: string | undefined, o: EvalOpts): Promise<void> {
       if (!isTypeformerError(e)) throw e;
       const why = `${task.name} skipped: ${e.message}`;
       console.log(why);
-      (report.notes ??= []).push(why);
+      notes.push(why);
       continue;
     }
     report.tasks.push(r);
@@ -211,7 +217,7 @@ async function runEval(dir: string | undefined, o: EvalOpts): Promise<void> {
       report.bias = biasProbe(model, tok);
     } catch (e) {
       if (!isTypeformerError(e)) throw e;
-      (report.notes ??= []).push(`bias probe skipped: ${e.message}`);
+      notes.push(`bias probe skipped: ${e.message}`);
       console.log(`bias probe skipped: ${e.message}`);
     }
   }
