@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import { initBackend, TypeformerError, tf } from "@typeformer/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +13,40 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
     if (Date.now() > end) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * POSTs on a fresh, unpooled connection. For bodies over the server's limit: the server answers 413
+ * without reading the body and @hono/node-server then drains the rest with a 500 ms wall-clock limit,
+ * after which it destroys the socket. Sent through fetch's shared keep-alive pool, that socket could be
+ * handed to a later request and fail it with UND_ERR_SOCKET ("other side closed") on a loaded machine.
+ */
+function postFresh(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = httpRequest(url, { method: "POST", headers, agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        text += d;
+      });
+      res.on("end", () => {
+        answered = true;
+        resolve({ status: res.statusCode ?? 0, text });
+        req.destroy();
+      });
+    });
+    // the server may close the connection while the body is still being written: only an error
+    // before a whole response arrived is a failure
+    req.on("error", (e) => {
+      if (!answered) reject(e);
+    });
+    req.end(body);
+  });
 }
 
 /** Reads an SSE response body into its `data:` payloads. */
@@ -269,6 +304,9 @@ describe("OpenAI-compatible server (fake models, wasm)", () => {
     const engine = srv.server.engines.get("fake-gpt")!;
     await engine.idle();
     const before = tf.memory().numTensors;
+    // 64 forwards of ≥ 20 ms wall clock each: the sequence is surely still running after the client
+    // has read two chunks, however loaded the machine (without it, 64 fast steps can finish first)
+    model.slowMs = 20;
     const ac = new AbortController();
     const res = await fetch(`${url}/v1/chat/completions`, {
       method: "POST",
@@ -287,6 +325,7 @@ describe("OpenAI-compatible server (fake models, wasm)", () => {
     await reader.read();
     expect(engine.activeCount).toBe(1);
     ac.abort();
+    model.slowMs = 0;
     await waitFor(() => engine.activeCount === 0 && engine.queuedCount === 0);
     await engine.idle();
     expect(tf.memory().numTensors).toBe(before);
@@ -374,12 +413,15 @@ describe("OpenAI-compatible server (fake models, wasm)", () => {
       { path: "/v1/nothing", body: "{}" },
     ];
     for (const c of cases) {
-      const res = await fetch(`${url}${c.path}`, {
-        method: "POST",
-        headers: { "content-type": c.ct ?? j, authorization: `Bearer ${KEY}` },
-        body: c.body,
-      });
-      const text = await res.text();
+      const h = { "content-type": c.ct ?? j, authorization: `Bearer ${KEY}` };
+      const res =
+        c.body.length > 64 * 1024
+          ? await postFresh(`${url}${c.path}`, h, c.body)
+          : await fetch(`${url}${c.path}`, { method: "POST", headers: h, body: c.body }).then(async (r) => ({
+              status: r.status,
+              text: await r.text(),
+            }));
+      const text = res.text;
       const ctx = `${c.path} ${c.body.slice(0, 80)} → ${res.status} ${text.slice(0, 200)}`;
       expect(res.status, ctx).toBeGreaterThanOrEqual(400);
       expect(res.status, ctx).toBeLessThan(500);
@@ -462,8 +504,9 @@ describe("more server paths", () => {
     model = new FakeCausalLM(tok.vocabSize, 96, 5);
     srv = await listen(
       createServer({
+        // no tight request timeout here: on a loaded CI machine an ordinary request can take longer
+        // than any small limit; the timeout test below uses its own server.
         models: [{ id: "m", model, tokenizer: tok }],
-        requestTimeoutMs: 150,
         cors: "http://localhost:5173",
       }),
       { port: 0 },
@@ -533,7 +576,20 @@ describe("more server paths", () => {
   });
 
   it("per-request timeout → 504 (and an error event in a stream); the engine is freed", async () => {
-    model.slowMs = 20;
+    // Its own server with a 150 ms limit; 60 forwards that each busy-wait 20 ms of wall clock take
+    // ≥ 1.2 s however fast or loaded the machine is, so the limit is always exceeded.
+    const slow = new FakeCausalLM(tok.vocabSize, 96, 5);
+    slow.slowMs = 20;
+    const tsrv = await listen(
+      createServer({ models: [{ id: "m", model: slow, tokenizer: tok }], requestTimeoutMs: 150 }),
+      { port: 0 },
+    );
+    const post = (path: string, body: unknown) =>
+      fetch(`${tsrv.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
     try {
       const res = await post("/v1/completions", {
         model: "m",
@@ -553,16 +609,19 @@ describe("more server paths", () => {
         }),
       );
       expect(JSON.parse(events.at(-1)!).error.code).toBe("timeout");
+      await tsrv.server.engines.get("m")!.idle();
+      expect(tsrv.server.engines.get("m")!.activeCount).toBe(0);
     } finally {
-      model.slowMs = 0;
+      await tsrv.close({ graceMs: 100 });
+      slow.dispose();
     }
-    await srv.server.engines.get("m")!.idle();
-    expect(srv.server.engines.get("m")!.activeCount).toBe(0);
   });
 
   it("a client dropping a non-streaming request cancels its generation", async () => {
     const engine = srv.server.engines.get("m")!;
-    model.slowMs = 5;
+    // 80 forwards of ≥ 20 ms wall clock each: ≥ 1.6 s if the abort were ignored, so "< 60 calls"
+    // leaves over a second for the abort to travel even on a loaded machine.
+    model.slowMs = 20;
     try {
       const ac = new AbortController();
       model.forwardCalls = [];
@@ -606,6 +665,9 @@ describe("back-pressure and shutdown", () => {
       { port: 0 },
     );
     const body = { model: "m", prompt: "abc", max_tokens: 60, ignore_eos: true, stream: true };
+    // the first stream must still be running when the second request arrives: 60 forwards of
+    // ≥ 20 ms wall clock each keep it busy ≥ 1.2 s, far longer than one loopback request.
+    model.slowMs = 20;
     const first = await fetch(`${srv.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
