@@ -79,31 +79,33 @@ describe("decode fast path (wasm kernels)", () => {
     }
   });
 
-  it("fused cached decode equals the full forward; the fixture's reference logits still match", () => {
-    const [, model] = models[0];
-    const expected = JSON.parse(readFileSync(path.join(FIXTURES, "gpt2-tiny", "expected.json"), "utf8"));
-    const seq: number[] = expected.input_ids[0];
-    const ids = tf.tensor2d([seq], undefined, "int32");
-    const { logits: full } = model.forward(ids);
-    assertClose(full, [expected.logits[0]], { atol: 1e-4, rtol: 0, label: "full forward vs reference" });
-    const cache = model.createCache(1, seq.length);
-    const parts: tf.Tensor3D[] = [];
-    for (const c of [seq.slice(0, 3), ...seq.slice(3).map((t) => [t])]) {
-      const x = tf.tensor2d([c], undefined, "int32");
-      parts.push(model.forward(x, { cache }).logits);
-      x.dispose();
+  it("fused cached decode equals the full forward; the fixtures' reference logits still match", () => {
+    for (const [name, model] of models) {
+      const expected = JSON.parse(readFileSync(path.join(FIXTURES, name, "expected.json"), "utf8"));
+      const seq: number[] = expected.input_ids[0];
+      const ids = tf.tensor2d([seq], undefined, "int32");
+      const { logits: full } = model.forward(ids);
+      assertClose(full, [expected.logits[0]], { atol: 1e-4, rtol: 0, label: `${name} full vs reference` });
+      const cache = model.createCache(1, seq.length);
+      const parts: tf.Tensor3D[] = [];
+      for (const c of [seq.slice(0, 3), ...seq.slice(3).map((t) => [t])]) {
+        const x = tf.tensor2d([c], undefined, "int32");
+        parts.push(model.forward(x, { cache }).logits);
+        x.dispose();
+      }
+      const inc = tf.concat(parts, 1);
+      assertClose(inc, full, { atol: 1e-4, rtol: 0, label: `${name} fused cached vs full` });
+      tf.dispose([ids, full, inc, ...parts]);
+      cache.dispose();
     }
-    const inc = tf.concat(parts, 1);
-    assertClose(inc, full, { atol: 1e-4, rtol: 0, label: "fused cached vs full" });
-    tf.dispose([ids, full, inc, ...parts]);
-    cache.dispose();
   });
 
   it("does not leak tensors (prefill, decode steps, cache dispose)", async () => {
-    const [, model] = models[0];
-    cachedRun(model, 1); // warm-up: the cached transposed head
-    await expectNoLeaks(() => {
-      cachedRun(model, 5);
-    });
+    for (const [, model] of models) {
+      cachedRun(model, 1); // warm-up: the cached transposed head
+      await expectNoLeaks(() => {
+        cachedRun(model, 5);
+      });
+    }
   });
 });

@@ -7,7 +7,7 @@ import { applyRotary } from "@typeformer/attention";
 import { type Random, TypeformerError, tf } from "@typeformer/core";
 import { attend } from "./attend.js";
 import { BaseModel } from "./base.js";
-import { createKVCache, decoderInputs } from "./decoder.js";
+import { createKVCache, decoderInputs, inPlaceCache } from "./decoder.js";
 import { activation, embed, linear, mergeHeads, rmsNorm, splitHeads, TransposedCache } from "./layers.js";
 import { registerArchitecture, rejectUnsupported } from "./registry.js";
 import type {
@@ -156,6 +156,14 @@ export class LlamaModel extends BaseModel<LlamaConfig> implements CausalLM<Llama
     const rope = { positions: s.positions, theta: this.config.ropeTheta, layout: "half" as const };
     const q = applyRotary(splitHeads(proj("q_proj"), B, T, H, D), rope); // (B, H, T, D)
     let k = applyRotary(splitHeads(proj("k_proj"), B, T, Hkv, D), rope); // (B, Hkv, T, D)
+    const fused = s.cache && !ctx.training && !s.attentions ? inPlaceCache(s.cache) : undefined;
+    if (fused) {
+      // decode fast path: one wasm call appends K/V in place and attends for all heads (GQA)
+      const rows = (t: tf.Tensor4D) =>
+        T === 1 ? (tf.reshape(t, [B, t.shape[1] * D]) as tf.Tensor2D) : mergeHeads(t); // (B·T, heads·D)
+      const y = fused.attendInPlace(i, rows(q), rows(k), proj("v_proj"), { numHeads: H, mask: s.newMask });
+      return linear(y, this.p(`${a}o_proj.weight`), this.bias(`${a}o_proj.bias`)); // (B·T, C)
+    }
     let v = splitHeads(proj("v_proj"), B, T, Hkv, D); // (B, Hkv, T, D)
     if (s.cache) {
       ({ k, v } = s.cache.update(i, k, v, s.newMask)); // (B, Hkv, Tk, D)
