@@ -28,6 +28,7 @@ export {
   inferenceFastPaths,
   layerNorm,
   linear,
+  linearAddLayerNorm,
   linearInference,
   registerWasmKernels,
   setInferenceFastPaths,

@@ -15,6 +15,7 @@ import {
   layerNorm,
   linear,
   linearAdd,
+  linearAddNorm,
   linearGelu,
   mergeHeads,
   splitHeads,
@@ -181,6 +182,26 @@ export class GPT2Model extends BaseModel<GPT2Config> implements CausalLM<GPT2Con
     return act(linear(x, w, b)) as tf.Tensor2D; // (B·T, 4C)
   }
 
+  /**
+   * Every block and ln_f without training: each residual projection also emits the next LayerNorm
+   * (ln_2, the next block's ln_1, ln_f) — one fused call on wasm. Same function as block() + ln_f.
+   */
+  private inferenceBlocks(x: tf.Tensor2D, B: number, T: number, s: Step, ctx: Ctx): tf.Tensor2D {
+    const eps = this.config.layerNormEpsilon;
+    const L = this.config.numLayers;
+    const ln = (name: string) => [this.p(`${name}.weight`), this.p(`${name}.bias`)] as const;
+    let h = layerNorm(x, ...ln("h.0.ln_1"), eps);
+    for (let i = 0; i < L; i++) {
+      const p = `h.${i}.`;
+      const a = this.attention(h, i, B, T, s, ctx);
+      const proj = (name: string) => [this.p(`${p}${name}.weight`), this.p(`${p}${name}.bias`)] as const;
+      [x, h] = linearAddNorm(x, a, ...proj("attn.c_proj"), ...ln(`${p}ln_2`), eps);
+      const u = this.mlpHidden(h, i, ctx);
+      [x, h] = linearAddNorm(x, u, ...proj("mlp.c_proj"), ...ln(i + 1 < L ? `h.${i + 1}.ln_1` : "ln_f"), eps);
+    }
+    return h;
+  }
+
   /** Pre-LN block: x + attn(ln_1(x)), then x + mlp(ln_2(x)). */
   private block(x: tf.Tensor2D, i: number, B: number, T: number, s: Step, ctx: Ctx): tf.Tensor2D {
     const eps = this.config.layerNormEpsilon;
@@ -210,8 +231,10 @@ export class GPT2Model extends BaseModel<GPT2Config> implements CausalLM<GPT2Con
         ? embed(this.p("wpe.weight"), positions) // (B·T, C)
         : tf.tile(tf.slice(this.p("wpe.weight"), [0, 0], [T, -1]), [B, 1]); // rows 0..T-1 per sequence
       let x = dropout(tf.add(tok, pos) as tf.Tensor2D, this.config.embdDropout, ctx.training, ctx.rng);
-      for (let i = 0; i < this.config.numLayers; i++) x = this.block(x, i, B, T, s, ctx);
-      x = layerNorm(x, this.p("ln_f.weight"), this.p("ln_f.bias"), this.config.layerNormEpsilon);
+      if (ctx.training) {
+        for (let i = 0; i < this.config.numLayers; i++) x = this.block(x, i, B, T, s, ctx);
+        x = layerNorm(x, this.p("ln_f.weight"), this.p("ln_f.bias"), this.config.layerNormEpsilon);
+      } else x = this.inferenceBlocks(x, B, T, s, ctx);
       const logits = tf.matMul(x, this.head.get(this.p("wte.weight"), ctx.training)); // (B·T, V), tied head
       for (const a of attentions ?? []) tf.keep(a);
       return tf.reshape(logits, [B, T, this.vocabSize]) as tf.Tensor3D; // (B, T, V)

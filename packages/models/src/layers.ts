@@ -3,6 +3,7 @@ import {
   fusedKernelsActive,
   layerNorm as fusedLayerNorm,
   linear as fusedLinear,
+  linearAddLayerNorm,
   linearInference,
 } from "@typeformer/attention";
 import { type Random, TypeformerError, tf } from "@typeformer/core";
@@ -53,6 +54,25 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D
 export function linearAdd(residual: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
   if (!linearHooks.has(w) && fusedKernelsActive()) return linearInference(x, w, b, { residual });
   return tf.add(residual, linear(x, w, b)) as tf.Tensor2D;
+}
+
+/**
+ * [s, layerNorm(s)] with s = residual + (x·W + b): a residual projection and the next pre-norm, one
+ * fused call like {@link linearAdd}. For inference.
+ */
+export function linearAddNorm(
+  residual: tf.Tensor2D,
+  x: tf.Tensor2D,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  eps: number,
+): [tf.Tensor2D, tf.Tensor2D] {
+  if (!linearHooks.has(w) && fusedKernelsActive())
+    return linearAddLayerNorm(residual, x, w, b, gamma, beta, eps);
+  const sum = linearAdd(residual, x, w, b);
+  return [sum, layerNorm(sum, gamma, beta, eps)];
 }
 
 /** geluTanh(x·W + b), fused like {@link linearAdd}. */

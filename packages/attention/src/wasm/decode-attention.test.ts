@@ -3,7 +3,7 @@ import { assertClose, expectNoLeaks } from "@typeformer/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KVCache } from "../kv-cache.js";
 import { scaledDotProductAttention } from "../registry.js";
-import { linearInference, setInferenceFastPaths } from "./fused-ops.js";
+import { linearAddLayerNorm, linearInference, setInferenceFastPaths } from "./fused-ops.js";
 import { registerWasmKernels, unregisterWasmKernels } from "./kernels.js";
 
 const rand = (rng: Random, shape: number[]) =>
@@ -160,7 +160,17 @@ describe("fused in-place decode attention (KVCache.attendInPlace)", () => {
       assertClose(fused[i], ref[i], { atol: 1e-5, rtol: 1e-5 });
       assertClose(plain[i], ref[i], { atol: 1e-5, rtol: 1e-5 });
     }
-    tf.dispose([x, w, b, r, ...fused, ...plain, ...ref]);
+    // + the next LayerNorm: fused [s, LN(s)] equals the plain ops
+    const [g, be] = [rand(rng, [24]), rand(rng, [24])];
+    const both = linearAddLayerNorm(r, x, w, b, g, be, 1e-5);
+    const lnRef = tf.tidy(() => {
+      const s = tf.add(r, tf.add(tf.matMul(x, w), b));
+      const { mean, variance } = tf.moments(s, -1, true);
+      return tf.add(tf.mul(tf.div(tf.sub(s, mean), tf.sqrt(tf.add(variance, 1e-5))), g), be);
+    });
+    assertClose(both[0], ref[1], { atol: 1e-5, rtol: 1e-5 });
+    assertClose(both[1], lnRef, { atol: 1e-4, rtol: 1e-4 });
+    tf.dispose([x, w, b, r, g, be, lnRef, ...both, ...fused, ...plain, ...ref]);
     await initBackend({ backend: "cpu" });
     expect(KVCache.canAttendInPlace()).toBe(false);
     await initBackend({ backend: "wasm" });

@@ -184,6 +184,33 @@ export function linearInference(
   });
 }
 
+/**
+ * s = residual + (x·W + b) and its LayerNorm (gamma, beta, epsilon) — a residual projection followed
+ * by the next pre-norm — in one fused wasm call where the fast paths run; elsewhere plain ops.
+ * Returns [s, layerNorm(s)].
+ */
+export function linearAddLayerNorm(
+  residual: tf.Tensor2D,
+  x: tf.Tensor2D,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  epsilon = 1e-5,
+): [tf.Tensor2D, tf.Tensor2D] {
+  if (fusedKernelsActive() && !recording() && x.dtype === "float32" && x.rank === 2) {
+    return tf
+      .engine()
+      .runKernel(
+        FUSED_KERNEL_NAMES.linear,
+        { x, w, bias: b, residual, gamma, beta },
+        { gelu: false, epsilon },
+      ) as [tf.Tensor2D, tf.Tensor2D];
+  }
+  const sum = linearInference(x, w, b, { residual });
+  return [sum, layerNorm(sum, gamma, beta, epsilon)];
+}
+
 export interface AdamWHyper {
   lr: number;
   beta1?: number;

@@ -6,6 +6,7 @@ export {
   inferenceFastPaths,
   layerNorm,
   linear,
+  linearAddLayerNorm,
   linearInference,
   setInferenceFastPaths,
 } from "./fused-ops.js";

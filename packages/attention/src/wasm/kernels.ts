@@ -271,7 +271,33 @@ const linearKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   ex.addBias(p(y), p(bias), N, n);
   if (gelu) ex.geluForward(p(y), p(y), N * n);
   if (residual) ex.addBias(p(y), p(residual), 1, N * n);
-  return y;
+  const { gamma, beta } = inputs as Record<string, tf.TensorInfo | undefined>;
+  if (!gamma || !beta) return y;
+  // + LayerNorm of the result (the next block's pre-norm): outputs [y, layerNorm(y)]
+  if (
+    gamma.dtype !== "float32" ||
+    beta.dtype !== "float32" ||
+    prod(gamma.shape) !== n ||
+    prod(beta.shape) !== n
+  ) {
+    be.disposeData(y.dataId);
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `TypeformerLinear gamma/beta must be float32 (${n}); got [${gamma.shape}], [${beta.shape}]`,
+      {
+        gamma: gamma.shape,
+      },
+    );
+  }
+  const normed = be.makeOutput([N, n], "float32");
+  const stats = be.wasm._malloc(N * 8) >>> 0;
+  try {
+    const eps = (attrs as { epsilon?: number }).epsilon ?? 1e-5;
+    ex.layerNormForward(p(y), p(gamma), p(beta), p(normed), stats, stats + N * 4, N, n, eps);
+  } finally {
+    be.wasm._free(stats);
+  }
+  return [y, normed];
 };
 
 const fusedMatMulKernel: tf.KernelFunc = (args) => {
