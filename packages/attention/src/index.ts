@@ -23,6 +23,7 @@ export { attentionDims, blockKind, NEG_INF, staticVisibility } from "./validate.
 export type { AdamWHyper, RegisterWasmKernelsOptions, WasmKernelVariant } from "./wasm/index.js";
 export {
   adamwUpdate,
+  embedInference,
   fusedKernelsActive,
   gelu,
   inferenceFastPaths,

@@ -3,6 +3,7 @@
  * block → model. Weight names and layouts are Hugging Face's `GPT2LMHeadModel` (Conv1D weights are
  * stored (in, out), so every projection is a plain x·W + b).
  */
+import { embedInference } from "@typeformer/attention";
 import { type Random, TypeformerError, tf } from "@typeformer/core";
 import { attend } from "./attend.js";
 import { BaseModel } from "./base.js";
@@ -226,11 +227,20 @@ export class GPT2Model extends BaseModel<GPT2Config> implements CausalLM<GPT2Con
     const logits = tf.tidy(() => {
       const { B, T, positions, keyMask, cache, newMask } = decoderInputs(inputIds, opts, this.maxPositions);
       const s: Step = { cache, keyMask, newMask, attentions };
-      const tok = embed(this.p("wte.weight"), inputIds); // (B·T, C)
-      const pos = positions
-        ? embed(this.p("wpe.weight"), positions) // (B·T, C)
-        : tf.tile(tf.slice(this.p("wpe.weight"), [0, 0], [T, -1]), [B, 1]); // rows 0..T-1 per sequence
-      let x = dropout(tf.add(tok, pos) as tf.Tensor2D, this.config.embdDropout, ctx.training, ctx.rng);
+      const wpe = this.p("wpe.weight");
+      // inference: one fused lookup of token + position rows (null where it cannot run)
+      const fusedEmbed = ctx.training
+        ? null
+        : embedInference(this.p("wte.weight"), inputIds, { table: wpe, positions });
+      let x: tf.Tensor2D;
+      if (fusedEmbed) x = fusedEmbed;
+      else {
+        const tok = embed(this.p("wte.weight"), inputIds); // (B·T, C)
+        const pos = positions
+          ? embed(wpe, positions) // (B·T, C)
+          : tf.tile(tf.slice(wpe, [0, 0], [T, -1]), [B, 1]); // rows 0..T-1 per sequence
+        x = dropout(tf.add(tok, pos) as tf.Tensor2D, this.config.embdDropout, ctx.training, ctx.rng);
+      }
       if (ctx.training) {
         for (let i = 0; i < this.config.numLayers; i++) x = this.block(x, i, B, T, s, ctx);
         x = layerNorm(x, this.p("ln_f.weight"), this.p("ln_f.bias"), this.config.layerNormEpsilon);

@@ -3,7 +3,7 @@
  * block → model. Weight names are Hugging Face's `LlamaForCausalLM`; nn.Linear weights are kept
  * transposed to (in, out) so every projection is a plain 2-D x·W.
  */
-import { applyRotary } from "@typeformer/attention";
+import { applyRotary, embedInference } from "@typeformer/attention";
 import { type Random, TypeformerError, tf } from "@typeformer/core";
 import { attend } from "./attend.js";
 import { BaseModel } from "./base.js";
@@ -205,7 +205,8 @@ export class LlamaModel extends BaseModel<LlamaConfig> implements CausalLM<Llama
     const logits = tf.tidy(() => {
       const { B, T, positions, keyMask, cache, newMask } = decoderInputs(inputIds, opts, this.maxPositions);
       const s: Step = { cache, keyMask, newMask, positions: positions ?? 0, attentions };
-      let x = embed(this.p("model.embed_tokens.weight"), inputIds); // (B·T, C)
+      const table = this.p("model.embed_tokens.weight");
+      let x = (ctx.training ? null : embedInference(table, inputIds)) ?? embed(table, inputIds); // (B·T, C)
       for (let i = 0; i < this.numLayers; i++) x = this.block(x, i, B, T, s, ctx);
       x = rmsNorm(x, this.p("model.norm.weight"), this.config.rmsNormEps);
       const w = this.config.tieWordEmbeddings

@@ -10,6 +10,7 @@ export const FUSED_KERNEL_NAMES = {
   biasGrad: "TypeformerBiasGrad",
   decodeAttention: "TypeformerDecodeAttention",
   linear: "TypeformerLinear",
+  embed: "TypeformerEmbed",
 } as const;
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);

@@ -211,6 +211,25 @@ export function linearAddLayerNorm(
   return [sum, layerNorm(sum, gamma, beta, epsilon)];
 }
 
+/**
+ * Inference embedding in one wasm call where the fast paths run: rows table[ids] (+ posTable[positions],
+ * positions default 0..T-1 per row) as (B·T, C). Returns null elsewhere (no gradient flows through
+ * it): callers then use their plain lookup.
+ */
+export function embedInference(
+  table: tf.Tensor,
+  ids: tf.Tensor2D,
+  pos?: { table: tf.Tensor; positions?: tf.Tensor2D },
+): tf.Tensor2D | null {
+  if (!fusedKernelsActive() || recording() || ids.dtype !== "int32" || table.dtype !== "float32") return null;
+  const inputs: tf.NamedTensorMap = { ids, table };
+  if (pos) {
+    inputs.posTable = pos.table;
+    if (pos.positions) inputs.positions = pos.positions;
+  }
+  return tf.engine().runKernel(FUSED_KERNEL_NAMES.embed, inputs) as tf.Tensor2D;
+}
+
 export interface AdamWHyper {
   lr: number;
   beta1?: number;

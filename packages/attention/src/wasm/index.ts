@@ -1,6 +1,7 @@
 export type { AdamWHyper } from "./fused-ops.js";
 export {
   adamwUpdate,
+  embedInference,
   fusedKernelsActive,
   gelu,
   inferenceFastPaths,

@@ -300,6 +300,59 @@ const linearKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return [y, normed];
 };
 
+/**
+ * Embedding lookup for inference, one call: out[r] = table[ids[r]] (+ posTable[positions[r]], where
+ * positions default to r mod T). ids/positions int32 (B, T); tables (rows, C) float32 → (B·T, C). An
+ * id outside the table gives a zero row (as oneHot · table does).
+ */
+const embedKernel: tf.KernelFunc = ({ inputs, backend }) => {
+  const { ids, table, posTable, positions } = inputs as Record<string, tf.TensorInfo | undefined>;
+  if (
+    !ids ||
+    !table ||
+    ids.dtype !== "int32" ||
+    ids.shape.length !== 2 ||
+    table.dtype !== "float32" ||
+    table.shape.length !== 2 ||
+    (posTable &&
+      (posTable.dtype !== "float32" ||
+        posTable.shape.length !== 2 ||
+        posTable.shape[1] !== table.shape[1])) ||
+    (positions && (positions.dtype !== "int32" || prod(positions.shape) !== prod(ids.shape)))
+  ) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `TypeformerEmbed needs int32 ids (B, T) and float32 tables (rows, C); got ids ${ids?.dtype} [${ids?.shape}], table [${table?.shape}], posTable [${posTable?.shape}], positions [${positions?.shape}]`,
+      { ids: ids?.shape, table: table?.shape },
+    );
+  }
+  const be = backend as unknown as WasmBackendLike;
+  const [N, T, V, C] = [prod(ids.shape), ids.shape[1], table.shape[0], table.shape[1]];
+  const out = be.makeOutput([N, C], "float32");
+  const buf = be.wasm.HEAPU8.buffer;
+  const at = (t: tf.TensorInfo) => be.dataIdMap.get(t.dataId).memoryOffset;
+  const idv = new Int32Array(buf, at(ids), N);
+  const posv = positions ? new Int32Array(buf, at(positions), N) : undefined;
+  const o = new Float32Array(buf, at(out), N * C);
+  const tab = new Float32Array(buf, at(table), V * C);
+  const P = posTable ? posTable.shape[0] : 0;
+  const ptab = posTable ? new Float32Array(buf, at(posTable), P * C) : undefined;
+  for (let r = 0; r < N; r++) {
+    const id = idv[r];
+    const row = o.subarray(r * C, (r + 1) * C);
+    if (id >= 0 && id < V) row.set(tab.subarray(id * C, (id + 1) * C));
+    else row.fill(0);
+    if (ptab) {
+      const p = posv ? posv[r] : r % T;
+      if (p >= 0 && p < P) {
+        const src = ptab.subarray(p * C, (p + 1) * C);
+        for (let c = 0; c < C; c++) row[c] += src[c];
+      }
+    }
+  }
+  return out;
+};
+
 const fusedMatMulKernel: tf.KernelFunc = (args) => {
   const { inputs, backend, attrs } = args;
   const { a, b, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo | undefined>;
@@ -468,6 +521,7 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   SplitV: splitVKernel,
   _FusedMatMul: fusedMatMulKernel,
   [FUSED_KERNEL_NAMES.linear]: linearKernel,
+  [FUSED_KERNEL_NAMES.embed]: embedKernel,
   ...FUSED_KERNELS,
 };
 
