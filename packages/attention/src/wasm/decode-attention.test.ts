@@ -133,6 +133,34 @@ describe("fused in-place decode attention (KVCache.attendInPlace)", () => {
     });
   });
 
+  it("a cache filled in place continues with plain update() (history moved back exactly)", () => {
+    const [B, H, D] = [2, 2, 4];
+    const rng = new Random(11);
+    const opts = { numLayers: 1, batch: B, numKvHeads: H, headDim: D, maxLength: 12 };
+    const mixed = new KVCache(opts);
+    const plain = new KVCache(opts);
+    for (let step = 0; step < 6; step++) {
+      const qkv = rand(rng, [B, 3 * H * D]) as tf.Tensor2D;
+      tf.tidy(() => {
+        const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
+        const ref = plain.update(0, heads(k, B, 1, H, D), heads(v, B, 1, H, D));
+        if (step < 3) {
+          tf.keep(
+            mixed.attendInPlace(0, qkv, qkv, qkv, { numHeads: H, kOffset: H * D, vOffset: 2 * H * D }),
+          ).dispose();
+        } else {
+          const got = mixed.update(0, heads(k, B, 1, H, D), heads(v, B, 1, H, D));
+          assertClose(got.k, ref.k, { atol: 0, rtol: 0, label: `keys at step ${step}` });
+          assertClose(got.v, ref.v, { atol: 0, rtol: 0, label: `values at step ${step}` });
+        }
+        void q;
+      });
+      qkv.dispose();
+    }
+    mixed.dispose();
+    plain.dispose();
+  });
+
   it("is off with the fast paths off and on other backends; linearInference equals the plain ops", async () => {
     setInferenceFastPaths(false);
     expect(KVCache.canAttendInPlace()).toBe(false);
