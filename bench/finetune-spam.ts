@@ -216,7 +216,7 @@ async function main(): Promise<void> {
     const total = (performance.now() - t0) / 1000;
     console.log(
       `SpamAssassin: ${train.length} train / ${test.length} test emails (subject + body); BERT ${r.totalParameters.toLocaleString()} params, ` +
-        `max ${MAX_LEN} tokens; MLM ${MLM_STEPS} steps (final loss ${mlmReport.finalLoss?.toFixed(3)}, ${mlmSec.toFixed(0)} s incl. tokenizer), ` +
+        `max ${MAX_LEN} tokens; MLM ${MLM_STEPS} steps (final loss ${mlmReport.finalLoss?.toFixed(3) ?? "-"}, ${mlmSec.toFixed(0)} s incl. tokenizer), ` +
         `fine-tune ${FT_STEPS} steps x 16 (${r.wallTimeSec.toFixed(0)} s); whole bench ${total.toFixed(0)} s`,
     );
     console.log(
@@ -227,7 +227,11 @@ async function main(): Promise<void> {
         `| ${n} | ${(100 * m.accuracy).toFixed(2)}% | ${(100 * m.f1).toFixed(2)}% | ${(100 * m.precision).toFixed(2)}% | ${(100 * m.recall).toFixed(2)}% | ${t} |`,
       );
     row("naive Bayes (bag of words)", nb, `${nbSec.toFixed(1)} s`);
-    row("BERT (MLM + fine-tune, here)", ours, `${(mlmSec + r.wallTimeSec).toFixed(0)} s`);
+    row(
+      `BERT (${MLM_STEPS} MLM + ${FT_STEPS} fine-tuning steps, here)`,
+      ours,
+      `${(mlmSec + r.wallTimeSec).toFixed(0)} s`,
+    );
     console.log(`ratio accuracy ours/baseline: ${(ours.accuracy / nb.accuracy).toFixed(4)}`);
   } finally {
     await rm(root, { recursive: true, force: true });
