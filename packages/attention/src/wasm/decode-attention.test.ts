@@ -142,7 +142,7 @@ describe("fused in-place decode attention (KVCache.attendInPlace)", () => {
     for (let step = 0; step < 6; step++) {
       const qkv = rand(rng, [B, 3 * H * D]) as tf.Tensor2D;
       tf.tidy(() => {
-        const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
+        const [, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
         const ref = plain.update(0, heads(k, B, 1, H, D), heads(v, B, 1, H, D));
         if (step < 3) {
           tf.keep(
@@ -153,7 +153,6 @@ describe("fused in-place decode attention (KVCache.attendInPlace)", () => {
           assertClose(got.k, ref.k, { atol: 0, rtol: 0, label: `keys at step ${step}` });
           assertClose(got.v, ref.v, { atol: 0, rtol: 0, label: `values at step ${step}` });
         }
-        void q;
       });
       qkv.dispose();
     }
