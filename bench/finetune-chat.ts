@@ -45,7 +45,7 @@ const WORDS =
   );
 const SYL = ["zor", "qua", "mel", "dri", "kan", "vos", "tep", "lin", "bar", "gux", "fen", "rho"];
 const COUNTRIES: { country: string; capital: string }[] = [];
-for (let i = 0; COUNTRIES.length < 24; i++) {
+for (let _i = 0; COUNTRIES.length < 24; _i++) {
   const c = `${SYL[rng.int(SYL.length)]}${SYL[rng.int(SYL.length)]}ia`;
   if (COUNTRIES.some((x) => x.country === c)) continue;
   COUNTRIES.push({

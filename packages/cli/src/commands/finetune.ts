@@ -1,6 +1,6 @@
 import path from "node:path";
 import { registerWasmKernels } from "@typeformer/attention";
-import { type BackendChoice, initBackend, isTypeformerError, TypeformerError } from "@typeformer/core";
+import { type BackendChoice, initBackend, isTypeformerError } from "@typeformer/core";
 import {
   type FinetuneMethod,
   type FinetuneReport,
