@@ -1,3 +1,5 @@
+export type { AcceleratedBackendOptions, AcceleratedBackendResult } from "./accelerated-backend.js";
+export { initAcceleratedBackend } from "./accelerated-backend.js";
 export type { AlibiBiasOptions } from "./alibi.js";
 export { alibiBias, alibiSlopes } from "./alibi.js";
 export { dropoutMultipliers, dropoutSeed } from "./dropout.js";

@@ -314,6 +314,31 @@ export class KVCache {
     v: tf.Tensor2D,
     opts: AttendInPlaceOptions,
   ): tf.Tensor2D {
+    return this.attendCore(layer, q, k, v, opts);
+  }
+
+  /**
+   * {@link KVCache.attendInPlace} with the QKV projection in the same wasm call: the fused rows are
+   * x (B·t, in) · w (in, out) + b, read at opts' offsets (GPT-2's c_attn). Inference only.
+   */
+  projectAttendInPlace(
+    layer: number,
+    x: tf.Tensor2D,
+    w: tf.Tensor2D,
+    b: tf.Tensor1D,
+    opts: AttendInPlaceOptions,
+  ): tf.Tensor2D {
+    return this.attendCore(layer, x, x, x, opts, { w, bias: b });
+  }
+
+  private attendCore(
+    layer: number,
+    q: tf.Tensor2D,
+    k: tf.Tensor2D,
+    v: tf.Tensor2D,
+    opts: AttendInPlaceOptions,
+    projection?: { w: tf.Tensor; bias: tf.Tensor },
+  ): tf.Tensor2D {
     this.alive();
     if (!KVCache.canAttendInPlace()) {
       bad(
@@ -406,6 +431,7 @@ export class KVCache {
     };
     const inputs: tf.NamedTensorMap = { q, k, v, kCache: kb, vCache: vb };
     if (this.stepMask) inputs.mask = this.stepMask;
+    if (projection) Object.assign(inputs, projection);
     const out = tf
       .engine()
       .runKernel(

@@ -61,6 +61,7 @@ export function decoderInputs(
 /** A cache with @typeformer/attention's fused in-place decode attention (`KVCache.attendInPlace`). */
 export interface InPlaceAttendCache {
   attendInPlace: KVCache["attendInPlace"];
+  projectAttendInPlace?: KVCache["projectAttendInPlace"];
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   dropout,
   embed,
   geluTanh,
+  hasLinearHook,
   layerNorm,
   linear,
   linearAdd,
@@ -134,8 +135,19 @@ export class GPT2Model extends BaseModel<GPT2Config> implements CausalLM<GPT2Con
     const { hiddenSize: C, numHeads: H } = this.config;
     const D = C / H;
     const h = `h.${i}.attn.`;
-    const qkv = linear(x, this.p(`${h}c_attn.weight`), this.p(`${h}c_attn.bias`)); // (B·T, 3C)
     const fused = s.cache && !ctx.training && !s.attentions ? inPlaceCache(s.cache) : undefined;
+    const wqkv = this.p(`${h}c_attn.weight`);
+    if (fused?.projectAttendInPlace && !hasLinearHook(wqkv)) {
+      // QKV projection, in-place K/V append and attention for all heads: one wasm call
+      return fused.projectAttendInPlace(i, x, wqkv as tf.Tensor2D, this.p(`${h}c_attn.bias`) as tf.Tensor1D, {
+        numHeads: H,
+        qOffset: 0,
+        kOffset: C,
+        vOffset: 2 * C,
+        mask: s.newMask,
+      });
+    }
+    const qkv = linear(x, wqkv, this.p(`${h}c_attn.bias`)); // (B·T, 3C)
     if (fused) {
       // decode fast path: one wasm call appends K/V in place and attends for all heads, reading the
       // heads straight out of the fused QKV rows (no split / head transposes / concat of the cache)

@@ -34,6 +34,11 @@ export function setLinearHook(weight: tf.Variable, hook: LinearHook | null): voi
   else linearHooks.delete(weight);
 }
 
+/** Whether a hook is installed on the linear layer of `weight` (fused paths must then not bypass it). */
+export function hasLinearHook(weight: tf.Tensor): boolean {
+  return linearHooks.has(weight);
+}
+
 /** y = x·W (+ b). x (N, in), W (in, out), b (out) → (N, out). */
 export function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
   let y: tf.Tensor2D;

@@ -125,6 +125,19 @@ const biasGradKernel: tf.KernelFunc = ({ inputs, backend }: Args) => {
   return out;
 };
 
+type MatMul = (
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  ta: boolean,
+  tb: boolean,
+  be: WasmBackendLike,
+) => tf.TensorInfo;
+let matMul: MatMul | undefined;
+/** kernels.ts hands over its GEMM (set at its load; avoids an import cycle). */
+export function setFusedMatMul(f: MatMul): void {
+  matMul = f;
+}
+
 /** Attributes of {@link FUSED_KERNEL_NAMES.decodeAttention}. */
 export interface DecodeAttentionAttrs {
   /** Filled cache slots before this call; the t new tokens go to slots [past, past + t). */
@@ -147,9 +160,43 @@ export interface DecodeAttentionAttrs {
 const decodeAttentionKernel: tf.KernelFunc = ({ inputs, backend, attrs }: Args) => {
   const be = backend as unknown as WasmBackendLike;
   const a = attrs as unknown as DecodeAttentionAttrs;
-  const q = f32("decodeAttention q", inputs.q);
-  const k = f32("decodeAttention k", inputs.k);
-  const v = f32("decodeAttention v", inputs.v);
+  let q = f32("decodeAttention q", inputs.q);
+  let k = f32("decodeAttention k", inputs.k);
+  let v = f32("decodeAttention v", inputs.v);
+  // with w and bias: q (= k = v) is the layer input x and the fused QKV rows are x·w + bias, made here
+  let projected: tf.TensorInfo | undefined;
+  if (inputs.w && inputs.bias) {
+    const w = f32("decodeAttention w", inputs.w);
+    const bias = f32("decodeAttention bias", inputs.bias);
+    if (w.shape.length !== 2 || q.shape[1] !== w.shape[0] || size(bias.shape) !== w.shape[1]) {
+      throw new TypeformerError(
+        "SHAPE_MISMATCH",
+        `decodeAttention projection needs x (N, in), w (in, out), bias (out); got [${q.shape}], [${w.shape}], [${bias.shape}]`,
+        { x: q.shape, w: w.shape, bias: bias.shape },
+      );
+    }
+    if (!matMul)
+      throw new TypeformerError("UNSUPPORTED", "decodeAttention projection needs the wasm GEMM", {});
+    projected = matMul(q, w, false, false, be);
+    if (size(projected.shape) > 0)
+      instanceFor(be).exports.addBias(ptr(be, projected), ptr(be, bias), projected.shape[0], w.shape[1]);
+    q = k = v = projected;
+  }
+  try {
+    return decodeAttentionCore(be, a, q, k, v, inputs);
+  } finally {
+    if (projected) be.disposeData(projected.dataId);
+  }
+};
+
+function decodeAttentionCore(
+  be: WasmBackendLike,
+  a: DecodeAttentionAttrs,
+  q: tf.TensorInfo,
+  k: tf.TensorInfo,
+  v: tf.TensorInfo,
+  inputs: Args["inputs"],
+): tf.TensorInfo {
   const kc = f32("decodeAttention kCache", inputs.kCache);
   const vc = f32("decodeAttention vCache", inputs.vCache);
   const [B, Hkv, cap, D] = kc.shape;
@@ -209,7 +256,7 @@ const decodeAttentionKernel: tf.KernelFunc = ({ inputs, backend, attrs }: Args) 
     if (own) be.wasm._free(scores);
   }
   return out;
-};
+}
 
 export const FUSED_KERNELS: Record<string, tf.KernelFunc> = {
   [FUSED_KERNEL_NAMES.gelu]: geluKernel,

@@ -1,5 +1,5 @@
 import { TypeformerError, tf } from "@typeformer/core";
-import { FUSED_KERNEL_NAMES, FUSED_KERNELS } from "./fused-kernels.js";
+import { FUSED_KERNEL_NAMES, FUSED_KERNELS, setFusedMatMul } from "./fused-kernels.js";
 import {
   compiledModule,
   instanceFor,
@@ -111,6 +111,9 @@ function broadcastStrides(shape: number[], target: number[]): number[] {
   }
   return strides;
 }
+
+// the fused decode attention's QKV projection uses this GEMM
+setFusedMatMul((a, b, ta, tb, be) => wasmBatchMatMul(a, b, ta, tb, be));
 
 /** C = op(A) · op(B) on the wasm heap with our SIMD kernel; tf.js broadcasting of the batch dims. */
 export function wasmBatchMatMul(
