@@ -1,5 +1,6 @@
 import { createInterface } from "node:readline";
-import { type BackendChoice, initBackend } from "@typeformer/core";
+import { initAcceleratedBackend } from "@typeformer/attention";
+import type { BackendChoice } from "@typeformer/core";
 import type { Command } from "commander";
 
 const num = (v: string) => {
@@ -57,7 +58,7 @@ export async function openEndpoint(
   opts: { backend?: BackendChoice; port?: number; host?: string; apiKey?: string; id?: string } = {},
 ): Promise<ApiEndpoint> {
   if (isUrl(target)) return { baseUrl: target.replace(/\/+$/, "").replace(/\/v1$/, ""), description: target };
-  const backend = await initBackend({ backend: opts.backend });
+  const backend = await initAcceleratedBackend({ backend: opts.backend });
   const { createServer, listen, loadModelDir } = await import("@typeformer/serve");
   const loaded = await loadModelDir(target, { id: opts.id });
   const server = createServer({

@@ -1,13 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { registerWasmKernels } from "@typeformer/attention";
-import {
-  type BackendChoice,
-  initBackend,
-  isTypeformerError,
-  TypeformerError,
-  writeFileAtomic,
-} from "@typeformer/core";
+import { initAcceleratedBackend } from "@typeformer/attention";
+import { type BackendChoice, isTypeformerError, TypeformerError, writeFileAtomic } from "@typeformer/core";
 import {
   arithmeticTask,
   biasProbe,
@@ -107,8 +101,7 @@ async function runEval(dir: string | undefined, o: EvalOpts): Promise<void> {
     return;
   }
   if (!dir) throw new TypeformerError("INVALID_ARGUMENT", "a model directory is required", {});
-  const backend = await initBackend({ backend: o.backend });
-  if (backend.tfBackend === "wasm") registerWasmKernels();
+  await initAcceleratedBackend({ backend: o.backend });
   const model = (await fromPretrained(dir, { tokenizer: loadTokenizer })) as unknown as CausalLM;
   if (model.family !== "decoder") {
     model.dispose();

@@ -1,6 +1,6 @@
 import path from "node:path";
-import { registerWasmKernels } from "@typeformer/attention";
-import { type BackendChoice, initBackend, isTypeformerError } from "@typeformer/core";
+import { initAcceleratedBackend } from "@typeformer/attention";
+import { type BackendChoice, isTypeformerError } from "@typeformer/core";
 import {
   type FinetuneMethod,
   type FinetuneReport,
@@ -120,8 +120,7 @@ async function finetuneCommand(flags: FinetuneFlags): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const backend = await initBackend({ backend: flags.backend });
-  if (backend.tfBackend === "wasm") registerWasmKernels();
+  await initAcceleratedBackend({ backend: flags.backend });
   const task = flags.task as FinetuneTask;
   const method = flags.method as FinetuneMethod;
   const outDir = flags.out ?? path.join("runs", `finetune-${task}-${method}`);

@@ -1,5 +1,5 @@
-import { registerWasmKernels } from "@typeformer/attention";
-import { type BackendChoice, initBackend } from "@typeformer/core";
+import { initAcceleratedBackend } from "@typeformer/attention";
+import type { BackendChoice } from "@typeformer/core";
 import {
   GenerationEngine,
   generateSeq2Seq,
@@ -59,8 +59,7 @@ export function registerGenerate(program: Command): void {
     .option("--backend <name>", "force a tf.js backend: node-gpu, node, wasm or cpu")
     .option("--stock-kernels", "keep tf.js's own wasm matmul kernels (default: Typeformer's SIMD GEMM)")
     .action(async (dir: string, opts: GenerateOpts) => {
-      const backend = await initBackend({ backend: opts.backend });
-      if (backend.tfBackend === "wasm" && !opts.stockKernels) registerWasmKernels();
+      await initAcceleratedBackend({ backend: opts.backend, stockKernels: opts.stockKernels });
       const loaded = await loadModelDir(dir);
       if (loaded.family === "encoder") {
         loaded.dispose();

@@ -1,4 +1,5 @@
-import { type BackendChoice, initBackend, TypeformerError, tf } from "@typeformer/core";
+import { initAcceleratedBackend } from "@typeformer/attention";
+import { type BackendChoice, TypeformerError, tf } from "@typeformer/core";
 import { type AnyModel, type EncoderModel, fromPretrained } from "@typeformer/models";
 import type { Command } from "commander";
 
@@ -65,7 +66,7 @@ export function registerLogits(program: Command): void {
       ) => {
         const ids = parseIds(opts.ids, "--ids");
         const decoderIds = opts.decoderIds ? parseIds(opts.decoderIds, "--decoder-ids") : undefined;
-        await initBackend({ backend: opts.backend });
+        await initAcceleratedBackend({ backend: opts.backend });
         const model = await fromPretrained(dir, { tokenizer: false });
         try {
           const { kind, rows } = run(model, ids, decoderIds);

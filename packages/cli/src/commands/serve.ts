@@ -1,5 +1,5 @@
-import { registerWasmKernels } from "@typeformer/attention";
-import { type BackendChoice, initBackend } from "@typeformer/core";
+import { initAcceleratedBackend } from "@typeformer/attention";
+import type { BackendChoice } from "@typeformer/core";
 import { createServer, type LoadedModel, listen, loadModelDir } from "@typeformer/serve";
 import type { Command } from "commander";
 
@@ -40,8 +40,10 @@ export function registerServe(program: Command): void {
     .option("--backend <name>", "force a tf.js backend: node-gpu, node, wasm or cpu")
     .option("--stock-kernels", "keep tf.js's own wasm matmul kernels (default: Typeformer's SIMD GEMM)")
     .action(async (dirs: string[], opts: ServeOpts) => {
-      const backend = await initBackend({ backend: opts.backend });
-      if (backend.tfBackend === "wasm" && !opts.stockKernels) registerWasmKernels();
+      const backend = await initAcceleratedBackend({
+        backend: opts.backend,
+        stockKernels: opts.stockKernels,
+      });
       if (opts.name && dirs.length > 1) throw new Error("--name works with one model directory only");
       const loaded: LoadedModel[] = [];
       for (const dir of dirs) loaded.push(await loadModelDir(dir, { id: opts.name }));
