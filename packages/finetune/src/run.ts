@@ -276,7 +276,6 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
       { outDir: o.outDir },
     );
   }
-  const maxLength = o.maxLength ?? 128;
   const data = await readExamples(o.data, { kinds: KINDS[o.task], skipBadLines: o.skipBadLines });
   const { train: trainEx, val: valEx } = splitExamples(data.examples, o.valFraction ?? 0.1, seed);
   const labels =
@@ -289,6 +288,9 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneReport> {
     o.task === "classify"
       ? await loadClassifier(o.base, labels!.length)
       : ((await fromPretrained(o.base)) as AnyModel);
+  // default: 128 tokens, but never more than the model has positions for (T5's relative positions have no limit)
+  const positions = (model as { maxPositions?: number }).maxPositions;
+  const maxLength = o.maxLength ?? Math.min(128, positions ?? 128);
   const expected = { chat: "decoder", text: "decoder", classify: "encoder", seq2seq: "encoder-decoder" }[
     o.task
   ];

@@ -91,8 +91,9 @@ function rowSplit(
  * the source, two vitest module graphs…) so no copy mistakes another copy's kernel for the stock one.
  */
 const ORIGINALS_KEY = Symbol.for("typeformer.wasmKernels.originals");
-const originals: Map<string, tf.KernelConfig> = ((globalThis as Record<symbol, unknown>)[ORIGINALS_KEY] ??=
-  new Map<string, tf.KernelConfig>()) as Map<string, tf.KernelConfig>;
+const globalSlots = globalThis as Record<symbol, unknown>;
+if (!globalSlots[ORIGINALS_KEY]) globalSlots[ORIGINALS_KEY] = new Map<string, tf.KernelConfig>();
+const originals = globalSlots[ORIGINALS_KEY] as Map<string, tf.KernelConfig>;
 /** Marks kernel functions as Typeformer's (whichever copy of the module made them). */
 const OURS = Symbol.for("typeformer.wasmKernel");
 const isOurs = (f: unknown) =>

@@ -64,7 +64,11 @@ export function registerFinetune(program: Command): void {
     .option("--batch-size <n>", "examples per step", num, 8)
     .option("--lr <x>", "peak learning rate (default 1e-3 LoRA, 1e-4 full)", num)
     .option("--warmup <n>", "warmup steps", num, 0)
-    .option("--max-length <n>", "truncate examples to this many tokens", num, 128)
+    .option(
+      "--max-length <n>",
+      "truncate examples to this many tokens (default 128, capped at the model's positions)",
+      num,
+    )
     .option("--val-fraction <x>", "held-out share for validation", num, 0.1)
     .option("--eval-every <n>", "evaluate every n steps", num)
     .option("--checkpoint-every <n>", "checkpoint every n steps (0 = at the end)", num, 50)
