@@ -63,6 +63,12 @@ it("runTraining: char tokenizer → shards → GPT-2 → checkpoints/metrics/SVG
   ]) {
     expect(ck).toContain(f);
   }
+  // special ids in the saved config belong to the char vocabulary, not GPT-2's 50256
+  const hfConfig = JSON.parse(await readFile(path.join(second.checkpoint!, "config.json"), "utf8"));
+  for (const key of ["bos_token_id", "eos_token_id"]) {
+    const id = hfConfig[key];
+    expect(id === null || (Number.isInteger(id) && id < hfConfig.vocab_size), `${key} = ${id}`).toBe(true);
+  }
   const report = JSON.parse(await readFile(path.join(runDir, "report.json"), "utf8"));
   expect(report.tokensSeen).toBe(6 * 4 * 16);
   const before = tf.memory().numTensors;

@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { registerWasmKernels } from "@typeformer/attention";
-import { initBackend, Random, TypeformerError, tf } from "@typeformer/core";
+import { initAcceleratedBackend } from "@typeformer/attention";
+import { Random, TypeformerError, tf } from "@typeformer/core";
 import {
   type AnyModel,
   type CausalLM,
@@ -79,8 +79,13 @@ export async function buildTokenizer(spec: string, corpus: RunConfig["corpus"]):
   }
 }
 
-function modelConfig(cfg: RunConfig, vocabSize: number): Record<string, unknown> & { modelType: string } {
-  const m: Record<string, unknown> & { modelType: string } = { ...cfg.model, vocabSize };
+function modelConfig(cfg: RunConfig, tokenizer: Tokenizer): Record<string, unknown> & { modelType: string } {
+  const m: Record<string, unknown> & { modelType: string } = { ...cfg.model, vocabSize: tokenizer.vocabSize };
+  if (cfg.model.modelType === "gpt2" || cfg.model.modelType === "llama") {
+    // the special ids come from the tokenizer actually used (a char vocabulary has no 50256)
+    m.bosTokenId ??= tokenizer.bosTokenId ?? tokenizer.eosTokenId ?? null;
+    m.eosTokenId ??= tokenizer.eosTokenId ?? null;
+  }
   if (cfg.model.modelType === "gpt2") {
     m.maxPositions ??= cfg.contextLength;
     if (cfg.dropout !== undefined) {
@@ -100,8 +105,7 @@ function modelConfig(cfg: RunConfig, vocabSize: number): Record<string, unknown>
  * checkpoint when `resume`). Prints nothing; reports through `hooks`.
  */
 export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}, resume = false): Promise<RunResult> {
-  const backend = await initBackend({ backend: cfg.backend });
-  if (backend.tfBackend === "wasm") registerWasmKernels();
+  await initAcceleratedBackend({ backend: cfg.backend });
   const runDir = path.resolve(cfg.runDir);
   await mkdir(runDir, { recursive: true });
   const dataDir = path.join(runDir, "data");
@@ -126,7 +130,7 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}, resume =
   );
   await writeFileAtomic(path.join(runDir, "run-config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
 
-  const mcfg = modelConfig(cfg, tokenizer.vocabSize);
+  const mcfg = modelConfig(cfg, tokenizer);
   const model = createModelWithHints(mcfg, cfg.seed);
   model.tokenizer = tokenizer;
   let objective: Objective<TokenBatch>;
