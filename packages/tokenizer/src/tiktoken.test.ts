@@ -112,13 +112,17 @@ describe("byte-pair merge", () => {
     expect(enc.encode(w)).toEqual(ref.encode(w));
   });
 
-  it("a 100 MB string encodes without stack overflow", { timeout: 300_000 }, () => {
-    if (!process.env.TYPEFORMER_BIG_TESTS) return; // ~10 s and 1 GB: opt-in
-    const enc = getEncoding("gpt2");
-    const text = corpora.sotu.repeat(10);
-    const ids = enc.encode(text);
-    expect(Math.abs(ids.length - golden.corpora.gpt2.sotu.count * 10)).toBeLessThan(50); // seams between copies may merge
-  });
+  // ~10 s and 1 GB: opt-in (reported as skipped, not as a pass that asserted nothing)
+  it.runIf(process.env.TYPEFORMER_BIG_TESTS)(
+    "a 100 MB string encodes without stack overflow",
+    { timeout: 300_000 },
+    () => {
+      const enc = getEncoding("gpt2");
+      const text = corpora.sotu.repeat(10);
+      const ids = enc.encode(text);
+      expect(Math.abs(ids.length - golden.corpora.gpt2.sotu.count * 10)).toBeLessThan(50); // seams between copies may merge
+    },
+  );
 });
 
 describe("rank files and names", () => {
