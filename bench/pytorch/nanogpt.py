@@ -9,7 +9,8 @@ fused qkv, tanh-GELU MLP, tied head; 4 layers, 4 heads, 128 wide, context 64), b
 (0.9, 0.99), weight decay 0.1 on every >= 2-D tensor, lr 1e-3 -> 1e-4 cosine over 2000 steps with 100
 warmup steps (nanoGPT's get_lr), grad clip 1.0, dropout 0. Prints progress on stderr and one JSON line
 on stdout: {"wall": s, "msPerIter": ms, "cpuMsPerIter": ms, "valLoss": x, "iters": n}
-(CPU time per iteration is the robust figure on a shared machine; TORCH_THREADS sets torch threads, default 2).
+(CPU time per iteration is the robust figure on a shared machine; TORCH_THREADS sets torch threads, default 2;
+SEED the torch seed, default 1337).
 """
 import json
 import math
@@ -24,7 +25,7 @@ path = sys.argv[1]
 iters = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 eval_batches = int(sys.argv[3]) if len(sys.argv) > 3 else 50
 torch.set_num_threads(int(__import__("os").environ.get("TORCH_THREADS", "2")))
-torch.manual_seed(1337)
+torch.manual_seed(int(__import__("os").environ.get("SEED", "1337")))
 
 text = open(path, encoding="utf-8").read()
 chars = sorted(set(text))
