@@ -94,7 +94,12 @@ async function main() {
   ) as CausalLM;
   const engine = new GenerationEngine({ model, tokenizer, maxBatch: 16, maxQueue: 64 });
   const greedy = { temperature: 0 };
-  await engine.generate({ promptIds: [0], maxTokens: 8, ignoreEos: true, sampling: greedy }); // warm-up
+  // Warm-up: V8 optimises tf.js' dispatch code only after a few hundred decode steps (per-token CPU
+  // falls ~3× over the first ~400 tokens), so a short warm-up times cold code, not the decode path.
+  for (let r = 0; r < 3; r++) {
+    await engine.generate({ promptIds: [0], maxTokens: 160, ignoreEos: true, sampling: greedy });
+    bareGreedy(model, 160);
+  }
 
   // ---- 1. single stream vs PyTorch
   const torch = await TorchChild.start(CFG, TORCH_THREADS);
@@ -110,13 +115,14 @@ async function main() {
   for (let r = 0; r < REPEATS; r++) {
     if (typeof torch !== "string") {
       const c0 = procCpuMs(torchPid);
-      const t = await torch.call<{ ms: number; tokens: number }>({
+      const t = await torch.call<{ ms: number; cpu?: number; tokens: number }>({
         cmd: "decode",
         batch: 1,
         tokens: DECODE_TOKENS,
       });
       torchTps.push((t.tokens * 1000) / t.ms);
-      torchCpu.push((t.tokens * 1000) / (procCpuMs(torchPid) - c0));
+      // the child's own process_time() of the decode (/proc's 10 ms ticks are too coarse for ~30 ms)
+      torchCpu.push((t.tokens * 1000) / (t.cpu ?? procCpuMs(torchPid) - c0));
     }
     const c0 = selfCpuMs();
     const res = await engine.generate({
@@ -163,8 +169,9 @@ async function main() {
   const runs = new Map<number, { tps: number[]; cps: number[]; ttft: number[] }>(
     levels.map((n) => [n, { tps: [], cps: [], ttft: [] }]),
   );
-  // rounds interleave the levels so drifting machine load hits every level alike
-  for (let r = 0; r < REPEATS; r++) {
+  // rounds interleave the levels so drifting machine load hits every level alike; round -1 warms
+  // up every batch size and is not timed
+  for (let r = -1; r < REPEATS; r++) {
     for (const n of levels) {
       const t0 = performance.now();
       const c0 = selfCpuMs();
@@ -181,6 +188,7 @@ async function main() {
       const ms = performance.now() - t0;
       const cpuMs = selfCpuMs() - c0;
       const tokens = results.reduce((s, x) => s + x.completionTokens, 0);
+      if (r < 0) continue;
       const run = runs.get(n)!;
       run.tps.push((tokens * 1000) / ms);
       run.cps.push((tokens * 1000) / cpuMs);

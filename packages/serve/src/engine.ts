@@ -497,6 +497,8 @@ export class GenerationEngine {
 
   private lastRow(logits: tf.Tensor3D): Float32Array {
     const [b, t, v] = logits.shape;
+    // decode steps (t = 1): the logits are the rows already; read them without a slice kernel
+    if (t === 1) return logits.dataSync() as Float32Array;
     const row = tf.tidy(() => logits.slice([0, t - 1, 0], [b, 1, v]).reshape([b, v]));
     try {
       return row.dataSync() as Float32Array;
