@@ -96,10 +96,8 @@ async function main() {
   const greedy = { temperature: 0 };
   // Warm-up: V8 optimises tf.js' dispatch code only after a few hundred decode steps (per-token CPU
   // falls ~3× over the first ~400 tokens), so a short warm-up times cold code, not the decode path.
-  for (let r = 0; r < 3; r++) {
-    await engine.generate({ promptIds: [0], maxTokens: 160, ignoreEos: true, sampling: greedy });
-    bareGreedy(model, 160);
-  }
+  await engine.warmup(480);
+  for (let r = 0; r < 3; r++) bareGreedy(model, 160);
 
   // ---- 1. single stream vs PyTorch
   const torch = await TorchChild.start(CFG, TORCH_THREADS);

@@ -41,6 +41,33 @@ describe("GenerationEngine (fake model, wasm)", () => {
     expect(alone[0].promptTokens).toBe(5);
   });
 
+  it("warmup decodes throwaway tokens without observer hooks, leaks or changing later results", async () => {
+    const seen: string[] = [];
+    const observer = {
+      onFirstToken: () => seen.push("first"),
+      onInterToken: () => seen.push("inter"),
+      onStep: () => seen.push("step"),
+      onFinish: () => seen.push("finish"),
+    };
+    const fresh = new GenerationEngine({ model, tokenizer: tok, seed: 7, maxContext: 40 });
+    const expected = [await fresh.generate(reqs[1]), await fresh.generate({ ...reqs[0], sampling: {} })];
+    const engine = new GenerationEngine({ model, tokenizer: tok, seed: 7, observer, maxContext: 40 });
+    const before = tf.memory().numTensors;
+    model.forwardCalls = [];
+    await engine.warmup(100); // 39 + 39 + 22 tokens: three sequences of at most maxContext - 1
+    expect(model.forwardCalls.length).toBe(100); // one prefill + (n - 1) decode steps per sequence
+    expect(seen).toEqual([]);
+    expect(engine.activeCount).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+    await engine.warmup(0);
+    const after = [await engine.generate(reqs[1]), await engine.generate({ ...reqs[0], sampling: {} })];
+    expect(after.map((r) => r.tokenIds)).toEqual(expected.map((r) => r.tokenIds));
+    expect(seen).toContain("step");
+    await expect(engine.warmup(-1)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await engine.close();
+    await expect(engine.warmup()).rejects.toMatchObject({ code: "SHUTTING_DOWN" });
+  });
+
   it("streams deltas whose concatenation is the final text; stop strings end generation", async () => {
     const engine = new GenerationEngine({ model, tokenizer: tok });
     const full = await engine.generate({ ...reqs[1], maxTokens: 25 });
