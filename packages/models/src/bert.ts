@@ -211,16 +211,53 @@ export class BertModel extends BaseModel<BertConfig> implements EncoderModel<Ber
     const ctx: Ctx = { training: opts.training ?? false, rng: opts.rng };
     return tf.tidy(() => {
       const [B, T] = inputIds.shape;
-      const x = this.run(inputIds, opts, ctx);
-      const t = "cls.predictions.transform.";
-      const h = this.ln(
-        activation(this.config.activation)(this.dense(x, `${t}dense`)) as tf.Tensor2D,
-        `${t}LayerNorm`,
-      );
-      const w = this.decoder.get(this.p("bert.embeddings.word_embeddings.weight"), ctx.training); // (C, V)
-      const logits = tf.add(tf.matMul(h, w), this.p("cls.predictions.bias")); // (B·T, V)
+      const logits = this.mlmHead(this.run(inputIds, opts, ctx), ctx); // (B·T, V)
       return tf.reshape(logits, [B, T, this.vocabSize]) as tf.Tensor3D; // (B, T, V)
     });
+  }
+
+  /**
+   * Masked-LM logits at selected positions only → (N, V): the encoder runs on all (B, T) tokens, then
+   * the hidden states at the flat positions `b·T + t` are gathered before the head, so the head's
+   * transform, the (C, V) decoder GEMM and the softmax cost N rows instead of B·T. Row i equals
+   * `mlmLogits(inputIds, opts)` at position `positions[i]`.
+   */
+  mlmLogitsAt(
+    inputIds: tf.Tensor2D,
+    positions: ArrayLike<number> | tf.Tensor1D,
+    opts: EncoderForwardOptions = {},
+  ): tf.Tensor2D {
+    this.assertLive();
+    this.needHead("withMlmHead", "a masked-LM head (cls.predictions.*)");
+    const [B, T] = inputIds.shape;
+    const pos = positions instanceof tf.Tensor ? positions.dataSync() : positions;
+    for (let i = 0; i < pos.length; i++) {
+      const p = pos[i];
+      if (!Number.isInteger(p) || p < 0 || p >= B * T) {
+        throw new TypeformerError(
+          "INVALID_ARGUMENT",
+          `mlmLogitsAt positions are flat indices b·T + t in [0, ${B * T}); received ${p} at index ${i}`,
+          { position: p, index: i, batch: B, length: T },
+        );
+      }
+    }
+    const ctx: Ctx = { training: opts.training ?? false, rng: opts.rng };
+    return tf.tidy(() => {
+      const x = this.run(inputIds, opts, ctx); // (B·T, C)
+      const idx = tf.tensor1d(Int32Array.from(pos), "int32"); // (N)
+      return this.mlmHead(tf.gather(x, idx) as tf.Tensor2D, ctx); // (N, V)
+    });
+  }
+
+  /** dense → activation → LayerNorm → tied decoder + bias: (N, C) → (N, V). */
+  private mlmHead(x: tf.Tensor2D, ctx: Ctx): tf.Tensor2D {
+    const t = "cls.predictions.transform.";
+    const h = this.ln(
+      activation(this.config.activation)(this.dense(x, `${t}dense`)) as tf.Tensor2D,
+      `${t}LayerNorm`,
+    );
+    const w = this.decoder.get(this.p("bert.embeddings.word_embeddings.weight"), ctx.training); // (C, V)
+    return tf.add(tf.matMul(h, w), this.p("cls.predictions.bias")) as tf.Tensor2D; // (N, V)
   }
 
   /** Pooler (tanh dense on the first token) + classifier → (B, numLabels). */

@@ -141,6 +141,12 @@ export interface EncoderModel<C extends BaseModelConfig = BaseModelConfig> exten
   encode(inputIds: tf.Tensor2D, opts?: EncoderForwardOptions): EncoderOutput;
   /** Masked-LM logits (B, T, V) (needs the `cls.predictions` head weights). */
   mlmLogits(inputIds: tf.Tensor2D, opts?: EncoderForwardOptions): tf.Tensor3D;
+  /** Masked-LM logits (N, V) at flat positions `b·T + t` only (the head runs on N rows, not B·T). */
+  mlmLogitsAt(
+    inputIds: tf.Tensor2D,
+    positions: ArrayLike<number> | tf.Tensor1D,
+    opts?: EncoderForwardOptions,
+  ): tf.Tensor2D;
   /** Sequence-classification logits (B, numLabels): pooler (tanh on [CLS]) + classifier. */
   classify(inputIds: tf.Tensor2D, opts?: EncoderForwardOptions): tf.Tensor2D;
   /** Mean of the last hidden states over real (mask = 1) tokens: sentence embeddings (B, C). */
