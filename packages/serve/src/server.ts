@@ -5,7 +5,7 @@ import { isTypeformerError, type Logger, silentLogger, TypeformerError, tf } fro
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import { streamSSE } from "hono/streaming";
+import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import type { ZodType } from "zod";
 import {
   type EngineOptions,
@@ -85,6 +85,17 @@ const isSeq2Seq = (m: object): m is ServeSeq2SeqCachedLM =>
   typeof (m as ServeSeq2SeqCachedLM).decoderStartTokenId === "number";
 const isEncoder = (m: object): m is ServeEncoder => typeof (m as ServeEncoder).embed === "function";
 const DONE = "[DONE]";
+
+/** Sends SSE events strictly in call order (choices stream concurrently) and drops them once the client is gone. */
+function orderedSender(stream: SSEStreamingApi): (obj: unknown) => Promise<void> {
+  let chain = Promise.resolve();
+  return (obj) => {
+    chain = chain.then(() =>
+      stream.aborted ? undefined : stream.writeSSE({ data: obj === DONE ? DONE : JSON.stringify(obj) }),
+    );
+    return chain;
+  };
+}
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 function sha256(s: string): Buffer {
@@ -632,13 +643,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     const includeUsage = body.stream_options?.include_usage === true;
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => ac.abort("client disconnected"));
-      let chain = Promise.resolve();
-      const send = (obj: unknown) => {
-        chain = chain.then(() =>
-          stream.aborted ? undefined : stream.writeSSE({ data: obj === DONE ? DONE : JSON.stringify(obj) }),
-        );
-        return chain;
-      };
+      const send = orderedSender(stream);
       try {
         const results = await Promise.all(
           gens.map(async (g, index) => {
@@ -682,8 +687,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
           return;
         }
         if (includeUsage) await send({ ...base, choices: [], usage: usageOf(results, [prompt]) });
-        await send(DONE);
-        await chain;
+        await send(DONE); // resolves after every earlier event was written
       } finally {
         for (const g of gens) g.cancel("stream closed");
         done();
@@ -776,13 +780,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     const base = { id, object: "text_completion", created, model: m.id, system_fingerprint: "typeformer" };
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => ac.abort("client disconnected"));
-      let chain = Promise.resolve();
-      const send = (obj: unknown) => {
-        chain = chain.then(() =>
-          stream.aborted ? undefined : stream.writeSSE({ data: obj === DONE ? DONE : JSON.stringify(obj) }),
-        );
-        return chain;
-      };
+      const send = orderedSender(stream);
       try {
         const results = await Promise.all(
           gens.map(async (g, index) => {
@@ -825,8 +823,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
           return;
         }
         if (includeUsage) await send({ ...base, choices: [], usage: usageOf(results, prompts) });
-        await send(DONE);
-        await chain;
+        await send(DONE); // resolves after every earlier event was written
       } finally {
         for (const g of gens) g.cancel("stream closed");
         done();
