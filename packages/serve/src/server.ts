@@ -114,6 +114,14 @@ function fallbackChatTemplate(messages: { role: string; content: string }[], add
   );
 }
 
+/** OpenAI's `prompt`/`input` forms — a string, strings, token ids, or lists of ids — as token id rows. */
+function encodeInputs(tok: ServeTokenizer, x: string | string[] | number[] | number[][]): number[][] {
+  if (typeof x === "string") return [tok.encode(x)];
+  if (typeof x[0] === "string") return (x as string[]).map((s) => tok.encode(s));
+  if (typeof x[0] === "number") return [x as number[]];
+  return x as number[][];
+}
+
 function messageText(m: ChatMessage): string {
   if (m.content === null) return "";
   if (typeof m.content === "string") return m.content;
@@ -446,14 +454,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     if (shuttingDown) throw new TypeformerError("SHUTTING_DOWN", "the server is shutting down", {});
     const tok = m.tokenizer;
     const p = body.prompt;
-    const prompts: number[][] =
-      typeof p === "string"
-        ? [tok.encode(p)]
-        : typeof p[0] === "string"
-          ? (p as string[]).map((x) => tok.encode(x))
-          : typeof p[0] === "number"
-            ? [p as number[]]
-            : (p as number[][]);
+    const prompts = encodeInputs(tok, p);
     for (const ids of prompts) {
       if (ids.length === 0)
         throw invalidRequest("the prompt encodes to no tokens", "prompt", "invalid_value");
@@ -703,14 +704,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     const tok = m.tokenizer;
     if (body.suffix) throw invalidRequest("'suffix' is not supported", "suffix", "unsupported");
     const p = body.prompt;
-    const prompts: number[][] =
-      typeof p === "string"
-        ? [tok.encode(p)]
-        : typeof p[0] === "string"
-          ? (p as string[]).map((s) => tok.encode(s))
-          : typeof p[0] === "number"
-            ? [p as number[]]
-            : (p as number[][]);
+    const prompts = encodeInputs(tok, p);
     for (const [i, ids] of prompts.entries()) {
       if (ids.length === 0)
         throw invalidRequest(`prompt ${i} encodes to no tokens`, "prompt", "invalid_value");
@@ -843,14 +837,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     }
     const tok = m.tokenizer;
     const input = body.input;
-    const ids: number[][] =
-      typeof input === "string"
-        ? [tok.encode(input)]
-        : typeof input[0] === "string"
-          ? (input as string[]).map((s) => tok.encode(s))
-          : typeof input[0] === "number"
-            ? [input as number[]]
-            : (input as number[][]);
+    const ids = encodeInputs(tok, input);
     const maxLen = m.encoder.maxPositions ?? Number.POSITIVE_INFINITY;
     for (const [i, row] of ids.entries()) {
       if (row.length === 0) throw invalidRequest(`input ${i} encodes to no tokens`, "input", "invalid_value");
