@@ -2,3 +2,4 @@
 export { bmm, gemmRows, KC, NC, scratchBytes } from "./gemm";
 export { adamw, addBias, columnSum, geluBackward, geluForward, layerNormBackward, layerNormForward } from "./ops";
 export { decodeAttention } from "./decode";
+export { flashBackward, flashForward, flashScratchBytes } from "./attention";

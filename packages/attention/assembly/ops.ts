@@ -20,7 +20,7 @@ function sp(x: f32): v128 {
  */
 // @ts-ignore: decorator
 @inline
-function expv(x: v128): v128 {
+export function expv(x: v128): v128 {
   // callers keep x within [-87, 88]
   const shifted = fma(x, sp(1.44269504088896341), sp(12582912.0));
   const fx = f32x4.sub(shifted, sp(12582912.0));

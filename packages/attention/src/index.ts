@@ -22,10 +22,18 @@ export { tiledAttention, tiledImplementation } from "./tiled.js";
 export type { AttentionImplementation, AttentionOptions, AttentionResult } from "./types.js";
 export type { AttentionDims } from "./validate.js";
 export { attentionDims, blockKind, NEG_INF, staticVisibility } from "./validate.js";
-export type { AdamWHyper, RegisterWasmKernelsOptions, WasmKernelVariant } from "./wasm/index.js";
+export type {
+  AdamWHyper,
+  FlashAttentionAttrs,
+  RegisterWasmKernelsOptions,
+  WasmKernelVariant,
+} from "./wasm/index.js";
 export {
   adamwUpdate,
   embedInference,
+  FLASH_KERNEL_NAMES,
+  flashAttention,
+  flashKernelsActive,
   fusedKernelsActive,
   gelu,
   inferenceFastPaths,
@@ -37,5 +45,6 @@ export {
   setInferenceFastPaths,
   unregisterWasmKernels,
   wasmBatchMatMul,
+  wasmFusedImplementation,
   wasmThreadsReady,
 } from "./wasm/index.js";

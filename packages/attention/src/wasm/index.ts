@@ -1,3 +1,10 @@
+export type { FlashAttentionAttrs } from "./flash-attention.js";
+export {
+  FLASH_KERNEL_NAMES,
+  flashAttention,
+  flashKernelsActive,
+  wasmFusedImplementation,
+} from "./flash-attention.js";
 export type { AdamWHyper } from "./fused-ops.js";
 export {
   adamwUpdate,

@@ -90,6 +90,10 @@ export interface KernelExports {
     bc1: number,
     bc2: number,
   ): void;
+  /** Fused flash attention (assembly/attention.ts): `scratch` holds the i32 descriptor first. */
+  flashForward(scratch: number, scale: number): void;
+  flashBackward(scratch: number, scale: number): void;
+  flashScratchBytes(tk: number, d: number, dv: number, backward: number): number;
   decodeAttention(
     q: number,
     k: number,

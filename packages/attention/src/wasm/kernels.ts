@@ -1,4 +1,6 @@
 import { TypeformerError, tf } from "@typeformer/core";
+import { registerAttentionImplementation } from "../registry.js";
+import { FLASH_KERNELS, wasmFusedImplementation } from "./flash-attention.js";
 import { FUSED_KERNEL_NAMES, FUSED_KERNELS, setFusedMatMul } from "./fused-kernels.js";
 import {
   compiledModule,
@@ -527,7 +529,11 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   [FUSED_KERNEL_NAMES.linear]: linearKernel,
   [FUSED_KERNEL_NAMES.embed]: embedKernel,
   ...FUSED_KERNELS,
+  ...FLASH_KERNELS,
 };
+
+/** Unregisters the "wasm-fused" attention implementation, while registered. */
+let unregisterFused: (() => void) | undefined;
 
 export interface RegisterWasmKernelsOptions {
   /**
@@ -591,6 +597,8 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
     tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc });
     registered.push(name);
   }
+  // the fused flash attention joins the registry: "auto" picks it on wasm (its supports() checks the kernels)
+  unregisterFused ??= registerAttentionImplementation(wasmFusedImplementation);
   const wantThreads = options.threads ?? (threadEnabled ? 2 : 1);
   if (wantThreads === 2) {
     if (thread?.variant !== variant) {
@@ -605,6 +613,8 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): {
 /** Puts the stock tf.js wasm kernels back (benchmarks compare both in one run). */
 export function unregisterWasmKernels(): void {
   threadEnabled = false; // the worker, if any, stays parked (unref'd) for a later registerWasmKernels
+  unregisterFused?.();
+  unregisterFused = undefined;
 
   for (const name of Object.keys(KERNELS)) {
     const current = tf.getKernel(name, "wasm");

@@ -1,0 +1,388 @@
+import { TypeformerError, tf } from "@typeformer/core";
+import type { AttentionImplementation, AttentionOptions, AttentionResult } from "../types.js";
+import { attentionDims } from "../validate.js";
+import { instanceFor, type WasmBackendLike } from "./instance.js";
+
+/** Kernel names of the fused flash attention (registered by `registerWasmKernels`). */
+export const FLASH_KERNEL_NAMES = {
+  forward: "TypeformerFlashAttention",
+  backward: "TypeformerFlashAttentionGrad",
+} as const;
+
+/** Attributes of both kernels. */
+export interface FlashAttentionAttrs {
+  scale: number;
+  causal: boolean;
+  /** Sliding window (0 = none). */
+  window: number;
+}
+
+type Args = Parameters<tf.KernelFunc>[0];
+const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const ptr = (be: WasmBackendLike, t: tf.TensorInfo) => be.dataIdMap.get(t.dataId).memoryOffset;
+
+// descriptor slots, as in assembly/attention.ts
+const D = {
+  q: 0,
+  k: 1,
+  v: 2,
+  km: 3,
+  bias: 4,
+  out: 5,
+  lse: 6,
+  B: 8,
+  H: 9,
+  Hkv: 10,
+  Tq: 11,
+  Tk: 12,
+  D: 13,
+  Dv: 14,
+  qs: 15,
+  ks: 18,
+  vs: 21,
+  bs: 24,
+  causal: 28,
+  window: 29,
+  dO: 30,
+  dq: 31,
+  dk: 32,
+  dv: 33,
+  dbias: 34,
+} as const;
+
+function f32(name: string, t: tf.TensorInfo | undefined): tf.TensorInfo {
+  if (t?.dtype !== "float32") {
+    throw new TypeformerError(
+      "INVALID_ARGUMENT",
+      `${name} must be a float32 tensor; received ${t ? `${t.dtype} [${t.shape}]` : "nothing"}`,
+      { name, dtype: t?.dtype },
+    );
+  }
+  return t;
+}
+
+interface Dims {
+  B: number;
+  H: number;
+  Hkv: number;
+  Tq: number;
+  Tk: number;
+  D: number;
+  Dv: number;
+}
+
+function checkInputs(
+  inputs: Args["inputs"],
+): { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo } & Dims {
+  const q = f32("flashAttention q", inputs.q);
+  const k = f32("flashAttention k", inputs.k);
+  const v = f32("flashAttention v", inputs.v);
+  const [B, H, Tq, Dq] = q.shape;
+  const [Bk, Hkv, Tk, Dk] = k.shape;
+  const bad =
+    q.shape.length !== 4 ||
+    k.shape.length !== 4 ||
+    v.shape.length !== 4 ||
+    Bk !== B ||
+    Dk !== Dq ||
+    v.shape[0] !== B ||
+    v.shape[1] !== Hkv ||
+    v.shape[2] !== Tk ||
+    Hkv === 0 ||
+    H % Hkv !== 0 ||
+    Tk === 0 ||
+    (inputs.keyMask !== undefined &&
+      (inputs.keyMask.shape.join() !== `${B},${Tk}` || inputs.keyMask.dtype !== "float32"));
+  if (bad) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `flashAttention needs q (B, H, Tq, D), k (B, Hkv, Tk, D), v (B, Hkv, Tk, Dv), keyMask float32 (B, Tk); received q [${q.shape}], k [${k.shape}], v [${v.shape}], keyMask [${inputs.keyMask?.shape}]`,
+      { q: q.shape, k: k.shape, v: v.shape, keyMask: inputs.keyMask?.shape },
+    );
+  }
+  return { q, k, v, B, H, Hkv, Tq, Tk, D: Dq, Dv: v.shape[3] };
+}
+
+/** Element strides (b, h, i, j) of a bias broadcast to (B, H, Tq, Tk): 0 along broadcast axes. */
+function biasStrides(bias: tf.TensorInfo, dims: Dims): number[] {
+  const s = bias.shape;
+  const full = [dims.B, dims.H, dims.Tq, dims.Tk];
+  const s4 = [...new Array(4 - s.length).fill(1), ...s];
+  if (s.length > 4 || s4.some((n, i) => n !== 1 && n !== full[i])) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `flashAttention bias must broadcast to [${full}]; received [${s}]`,
+      { bias: s, target: full },
+    );
+  }
+  const strides = [0, 0, 0, 0];
+  let st = 1;
+  for (let i = 3; i >= 0; i--) {
+    strides[i] = s4[i] === 1 ? 0 : st;
+    st *= s4[i];
+  }
+  return strides;
+}
+
+/** Row-major strides (b, h, t) of a contiguous (B, H, T, D) tensor. */
+const strides4 = (shape: number[]) => [shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3]];
+
+/** Fills the descriptor in a scratch block and runs one of the kernels. */
+function run(
+  be: WasmBackendLike,
+  backward: boolean,
+  dims: Dims,
+  attrs: FlashAttentionAttrs,
+  ptrs: Partial<Record<keyof typeof D, number>>,
+  shapes: { q: number[]; k: number[]; v: number[]; biasStrides?: number[] },
+  zeroFill: tf.TensorInfo[] = [],
+): void {
+  const ex = instanceFor(be).exports;
+  const raw = be.wasm._malloc(ex.flashScratchBytes(dims.Tk, dims.D, dims.Dv, backward ? 1 : 0)) >>> 0;
+  if (raw === 0) {
+    throw new TypeformerError(
+      "LIMIT_EXCEEDED",
+      "flashAttention could not allocate its scratch on the wasm heap",
+      {
+        dims,
+      },
+    );
+  }
+  try {
+    const base = (raw + 15) & ~15;
+    const heap = be.wasm.HEAPU8.buffer; // after every allocation (growth replaces the buffer)
+    for (const t of zeroFill) new Float32Array(heap, ptr(be, t), prod(t.shape)).fill(0);
+    const desc = new Int32Array(heap, base, 64).fill(0);
+    for (const [name, p] of Object.entries(ptrs)) desc[D[name as keyof typeof D]] = p as number;
+    desc[D.B] = dims.B;
+    desc[D.H] = dims.H;
+    desc[D.Hkv] = dims.Hkv;
+    desc[D.Tq] = dims.Tq;
+    desc[D.Tk] = dims.Tk;
+    desc[D.D] = dims.D;
+    desc[D.Dv] = dims.Dv;
+    desc.set(strides4(shapes.q), D.qs);
+    desc.set(strides4(shapes.k), D.ks);
+    desc.set(strides4(shapes.v), D.vs);
+    if (shapes.biasStrides) desc.set(shapes.biasStrides, D.bs);
+    desc[D.causal] = attrs.causal ? 1 : 0;
+    desc[D.window] = Math.max(attrs.window, 0);
+    if (backward) ex.flashBackward(base, attrs.scale);
+    else ex.flashForward(base, attrs.scale);
+  } finally {
+    be.wasm._free(raw);
+  }
+}
+
+/** Forward: inputs q, k, v, keyMask? (float32 0/1), bias?; outputs out (B, H, Tq, Dv), lse (B, H, Tq). */
+const flashForwardKernel: tf.KernelFunc = ({ inputs, backend, attrs }: Args) => {
+  const be = backend as unknown as WasmBackendLike;
+  const a = attrs as unknown as FlashAttentionAttrs;
+  const x = checkInputs(inputs);
+  const bias = inputs.bias ? f32("flashAttention bias", inputs.bias) : undefined;
+  const bs = bias ? biasStrides(bias, x) : undefined;
+  const out = be.makeOutput([x.B, x.H, x.Tq, x.Dv], "float32");
+  const lse = be.makeOutput([x.B, x.H, x.Tq], "float32");
+  if (x.B * x.H * x.Tq === 0) return [out, lse];
+  run(
+    be,
+    false,
+    x,
+    a,
+    {
+      q: ptr(be, x.q),
+      k: ptr(be, x.k),
+      v: ptr(be, x.v),
+      km: inputs.keyMask ? ptr(be, inputs.keyMask) : 0,
+      bias: bias ? ptr(be, bias) : 0,
+      out: ptr(be, out),
+      lse: ptr(be, lse),
+    },
+    { q: x.q.shape, k: x.k.shape, v: x.v.shape, biasStrides: bs },
+  );
+  return [out, lse];
+};
+
+/** Backward: inputs as forward plus out, lse, dy; outputs dq, dk, dv (and dbias with a bias). */
+const flashBackwardKernel: tf.KernelFunc = ({ inputs, backend, attrs }: Args) => {
+  const be = backend as unknown as WasmBackendLike;
+  const a = attrs as unknown as FlashAttentionAttrs;
+  const x = checkInputs(inputs);
+  const out = f32("flashAttention out", inputs.out);
+  const lse = f32("flashAttention lse", inputs.lse);
+  const dy = f32("flashAttention dy", inputs.dy);
+  const want = [x.B, x.H, x.Tq, x.Dv].join();
+  if (out.shape.join() !== want || dy.shape.join() !== want || lse.shape.join() !== [x.B, x.H, x.Tq].join()) {
+    throw new TypeformerError(
+      "SHAPE_MISMATCH",
+      `flashAttention backward needs out and dy [${want}], lse [${x.B},${x.H},${x.Tq}]; received [${out.shape}], [${dy.shape}], [${lse.shape}]`,
+      { out: out.shape, dy: dy.shape, lse: lse.shape },
+    );
+  }
+  const bias = inputs.bias ? f32("flashAttention bias", inputs.bias) : undefined;
+  const bs = bias ? biasStrides(bias, x) : undefined;
+  const dq = be.makeOutput([...x.q.shape], "float32");
+  const dk = be.makeOutput([...x.k.shape], "float32");
+  const dv = be.makeOutput([...x.v.shape], "float32");
+  const dbias = bias ? be.makeOutput([...bias.shape], "float32") : undefined;
+  const outs = dbias ? [dq, dk, dv, dbias] : [dq, dk, dv];
+  if (x.B * x.H * x.Tq === 0) {
+    const heap = be.wasm.HEAPU8.buffer;
+    for (const t of outs) new Float32Array(heap, ptr(be, t), prod(t.shape)).fill(0);
+    return outs;
+  }
+  run(
+    be,
+    true,
+    x,
+    a,
+    {
+      q: ptr(be, x.q),
+      k: ptr(be, x.k),
+      v: ptr(be, x.v),
+      km: inputs.keyMask ? ptr(be, inputs.keyMask) : 0,
+      bias: bias ? ptr(be, bias) : 0,
+      out: ptr(be, out),
+      lse: ptr(be, lse),
+      dO: ptr(be, dy),
+      dq: ptr(be, dq),
+      dk: ptr(be, dk),
+      dv: ptr(be, dv),
+      dbias: dbias ? ptr(be, dbias) : 0,
+    },
+    { q: x.q.shape, k: x.k.shape, v: x.v.shape, biasStrides: bs },
+    dbias ? [dbias] : [],
+  );
+  return outs;
+};
+
+export const FLASH_KERNELS: Record<string, tf.KernelFunc> = {
+  [FLASH_KERNEL_NAMES.forward]: flashForwardKernel,
+  [FLASH_KERNEL_NAMES.backward]: flashBackwardKernel,
+};
+
+/** Whether the fused flash-attention kernels serve the current backend (wasm, after `registerWasmKernels`). */
+export function flashKernelsActive(): boolean {
+  return tf.getBackend() === "wasm" && tf.getKernel(FLASH_KERNEL_NAMES.forward, "wasm") !== undefined;
+}
+
+function recording(): boolean {
+  const state = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state;
+  return (state?.gradientDepth ?? 0) > 0;
+}
+
+/**
+ * Fused flash attention on the wasm backend (`registerWasmKernels` first): one WebAssembly call
+ * forward (online softmax over key blocks; saves only the output and the row log-sum-exp) and one
+ * backward (blocks recomputed from the log-sum-exp), memory linear in T. Supports causal
+ * (bottom-right aligned), sliding window, keyMask, bias broadcastable to (B, H, Tq, Tk) with its
+ * gradient, GQA/MQA and a custom scale; not dropout or returnWeights.
+ */
+export function flashAttention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  opts: AttentionOptions = {},
+): AttentionResult {
+  const dims = attentionDims(q, k, v, opts);
+  for (const [what, on] of [
+    ["returnWeights", opts.returnWeights === true],
+    ["dropout", (opts.dropout ?? 0) > 0],
+  ] as const) {
+    if (on) {
+      throw new TypeformerError(
+        "INVALID_ARGUMENT",
+        `the wasm-fused attention does not support ${what}; use "tiled" or "naive"`,
+        { implementation: "wasm-fused", option: what },
+      );
+    }
+  }
+  if (!flashKernelsActive()) {
+    throw new TypeformerError(
+      "BACKEND_UNAVAILABLE",
+      `the wasm-fused attention needs the wasm backend with registerWasmKernels(); current backend ${tf.getBackend()}`,
+      { backend: tf.getBackend() },
+    );
+  }
+  const { B, H, Tq, D: Dk, Dv } = dims;
+  if (Tq === 0) return { output: tf.zeros([B, H, 0, Dv]) as tf.Tensor4D };
+  const attrs: FlashAttentionAttrs = {
+    scale: opts.scale ?? 1 / Math.sqrt(Dk),
+    causal: opts.causal === true,
+    window: opts.window ?? 0,
+  };
+  const owned: tf.Tensor[] = [];
+  const f32 = (t: tf.Tensor) => {
+    if (t.dtype === "float32") return t;
+    const c = tf.cast(t, "float32");
+    owned.push(c);
+    return c;
+  };
+  const names = ["q", "k", "v"];
+  const inputs: tf.Tensor[] = [f32(q), f32(k), f32(v)];
+  if (opts.keyMask) {
+    names.push("keyMask");
+    inputs.push(f32(opts.keyMask));
+  }
+  if (opts.bias) {
+    names.push("bias");
+    inputs.push(f32(opts.bias));
+  }
+  const named = (xs: tf.Tensor[]) => Object.fromEntries(names.map((n, i) => [n, xs[i]])) as tf.NamedTensorMap;
+  const n = inputs.length;
+  try {
+    if (!recording()) {
+      const [out, lse] = tf
+        .engine()
+        .runKernel(FLASH_KERNEL_NAMES.forward, named(inputs), { ...attrs }) as tf.Tensor[];
+      lse.dispose();
+      return { output: out as tf.Tensor4D };
+    }
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const save = args[n] as tf.GradSaveFunc;
+      const xs = args.slice(0, n) as tf.Tensor[];
+      const [out, lse] = tf
+        .engine()
+        .runKernel(FLASH_KERNEL_NAMES.forward, named(xs), { ...attrs }) as tf.Tensor[];
+      save([...xs, out, lse]);
+      return {
+        value: out,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const g = tf
+            .engine()
+            .runKernel(
+              FLASH_KERNEL_NAMES.backward,
+              { ...named(saved.slice(0, n)), out: saved[n], lse: saved[n + 1], dy },
+              { ...attrs },
+            ) as tf.Tensor[];
+          const grads = [g[0], g[1], g[2]];
+          if (names.includes("keyMask")) grads.push(tf.zerosLike(saved[names.indexOf("keyMask")]));
+          if (names.includes("bias")) grads.push(g[3]);
+          return grads;
+        },
+      };
+    });
+    return { output: f(...inputs) as tf.Tensor4D };
+  } finally {
+    tf.dispose(owned);
+  }
+}
+
+/**
+ * The fused wasm kernels as an attention implementation ("wasm-fused"): registered by
+ * `registerWasmKernels`, chosen by "auto" on the wasm backend ahead of tiled and naive.
+ */
+export const wasmFusedImplementation: AttentionImplementation = {
+  name: "wasm-fused",
+  sdpa: flashAttention,
+  supports: (q, k, v, opts) =>
+    flashKernelsActive() &&
+    !opts.returnWeights &&
+    !((opts.dropout ?? 0) > 0) &&
+    q.dtype === "float32" &&
+    k.dtype === "float32" &&
+    v.dtype === "float32" &&
+    (!opts.bias || opts.bias.dtype === "float32"),
+  autoPriority: 20,
+  unsupported: ["returnWeights", "dropout"],
+};
