@@ -1,20 +1,30 @@
 /**
- * Attention forward+backward at long contexts: time and peak tensor memory of the tiled (flash)
- * implementation against the naive one, B=1, H=8, D=64, causal, in one sitting.
+ * Attention forward+backward at long contexts: time and peak memory of the tiled (flash) tf.js
+ * implementation and the fused flash-attention wasm kernels ("wasm-fused") against the naive one,
+ * B=1, H=8, D=64, causal, in one sitting.
  *
  *   pnpm bench attention-memory [--t 256,1024,4096] [--reps 3] [--backend wasm|cpu] [--stock] [--block 256]
  *
  * Peak memory = tf.profile's peakBytes (every live tensor, sampled after each kernel) minus the
  * bytes alive before the call; naive keeps several (B, H, T, T) tensors, tiled only (T, block) ones.
+ * The fused kernels also allocate a scratch block on the wasm heap outside tf.js's tensors (freed
+ * before they return; linear in T): its size is added to their peak.
  * The project's SIMD wasm kernels are registered first (both implementations use them) unless
  * `--stock`. Every (T, implementation) runs in its own process, so an out-of-memory naive run (the
  * wasm heap is 4 GiB) cannot disturb the others; its peak is then extrapolated quadratically.
- * Timings come from one more process per T that alternates tiled and naive (`--reps` rounds, one at
- * T >= 4096) and reports medians.
+ * Timings come from one more process per T that alternates fused, tiled and naive (`--reps` rounds,
+ * one at T >= 4096) and reports medians; `ms` is wall clock, `cpu` the process CPU time (steadier on
+ * a shared machine).
  */
 import { spawnSync } from "node:child_process";
+import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
-import { registerWasmKernels, scaledDotProductAttention } from "@typeformer/attention";
+import {
+  flashKernelsActive,
+  flashScratchBytes,
+  registerWasmKernels,
+  scaledDotProductAttention,
+} from "@typeformer/attention";
 import { type BackendChoice, initBackend, Random, tf } from "@typeformer/core";
 
 const argv = process.argv.slice(2);
@@ -43,7 +53,10 @@ async function setup(): Promise<string> {
   }
 }
 
-function step(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, impl: "naive" | "tiled"): void {
+type Impl = "naive" | "tiled" | "wasm-fused";
+const IMPLS: Impl[] = ["naive", "tiled", "wasm-fused"];
+
+function step(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, impl: Impl): void {
   const dO = tf.onesLike(q);
   const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
     tf.sum(
@@ -65,6 +78,7 @@ interface Row {
   T: number;
   impl: string;
   ms: number | null;
+  cpuMs?: number;
   peakMiB: number | null;
   error?: string;
   note?: string;
@@ -73,8 +87,14 @@ interface Row {
 const mib = (b: number) => b / 2 ** 20;
 
 /** Child mode: one (T, implementation) measurement, printed as one JSON line. */
-async function measureOne(T: number, impl: "naive" | "tiled"): Promise<void> {
+async function measureOne(T: number, impl: Impl): Promise<void> {
   const kernels = await setup();
+  if (impl === "wasm-fused" && !flashKernelsActive()) {
+    console.log(
+      `RESULT ${JSON.stringify({ T, impl, ms: null, peakMiB: null, kernels, error: "needs the wasm kernels" })}`,
+    );
+    return;
+  }
   const rng = new Random(T);
   const mk = () => tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
   const q = mk();
@@ -86,37 +106,46 @@ async function measureOne(T: number, impl: "naive" | "tiled"): Promise<void> {
     const t0 = performance.now();
     const prof = await tf.profile(() => step(q, k, v, impl));
     row.ms = performance.now() - t0; // replaced by the interleaved timing below when that succeeds
-    row.peakMiB = mib(prof.peakBytes - base);
+    // the fused kernels' heap scratch (one call at a time: the larger of forward and backward)
+    const scratch =
+      impl === "wasm-fused"
+        ? Math.max(flashScratchBytes(T, D, D, false), flashScratchBytes(T, D, D, true))
+        : 0;
+    row.peakMiB = mib(prof.peakBytes - base + scratch);
   } catch (e) {
     row.error = (e as Error).message.split("\n")[0].slice(0, 80);
   }
   console.log(`RESULT ${JSON.stringify(row)}`);
 }
 
-/** Child mode: naive and tiled timed alternately in one process (same heap, same noise). */
+/** Child mode: the implementations timed alternately in one process (same heap, same noise). */
 async function timeBoth(T: number): Promise<void> {
   await setup();
+  const impls: Impl[] = flashKernelsActive() ? ["wasm-fused", "tiled", "naive"] : ["tiled", "naive"];
   const rng = new Random(T);
   const mk = () => tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
   const q = mk();
   const k = mk();
   const v = mk();
-  const times: Record<string, number[]> = { naive: [], tiled: [] };
+  const times: Record<string, number[]> = { naive: [], tiled: [], "wasm-fused": [] };
   const rounds = T >= 4096 ? 1 : reps;
   {
     // warm-up at a short length: JIT and kernel set-up are not part of either timing
     const w = tf.tidy(() => tf.randomNormal([B, H, 128, D]) as tf.Tensor4D);
-    step(w, w, w, "naive");
-    step(w, w, w, "tiled");
+    for (const impl of impls) step(w, w, w, impl);
     w.dispose();
   }
   for (let r = 0; r < rounds; r++) {
-    // tiled first: a naive run near the heap limit must not take the tiled timing down with it
-    for (const impl of ["tiled", "naive"] as const) {
+    // naive last: a naive run near the heap limit must not take the other timings down with it
+    for (const impl of impls) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       step(q, k, v, impl);
+      const c = process.cpuUsage(c0);
       times[impl].push(performance.now() - t0);
-      console.log(`TIME ${JSON.stringify({ impl, ms: times[impl].at(-1) })}`);
+      console.log(
+        `TIME ${JSON.stringify({ impl, ms: times[impl].at(-1), cpu: (c.user + c.system) / 1000 })}`,
+      );
     }
   }
 }
@@ -124,7 +153,7 @@ async function timeBoth(T: number): Promise<void> {
 if (one) {
   const [t, impl] = one.split(":");
   if (impl === "time") await timeBoth(Number(t));
-  else await measureOne(Number(t), impl as "naive" | "tiled");
+  else await measureOne(Number(t), impl as Impl);
   process.exit(0);
 }
 
@@ -132,7 +161,7 @@ const rows: Row[] = [];
 let kernels = "";
 const self = fileURLToPath(import.meta.url);
 for (const T of Ts) {
-  for (const impl of ["naive", "tiled"] as const) {
+  for (const impl of IMPLS) {
     const r = spawnSync(
       process.execPath,
       ["--conditions=source", "--import", "tsx", self, ...argv, "--one", `${T}:${impl}`],
@@ -153,18 +182,22 @@ for (const T of Ts) {
     ["--conditions=source", "--import", "tsx", self, ...argv, "--one", `${T}:time`],
     { encoding: "utf8", maxBuffer: 1 << 26 },
   );
-  const timed: Record<string, number[]> = { naive: [], tiled: [] };
+  const timed: Record<string, number[]> = { naive: [], tiled: [], "wasm-fused": [] };
+  const cpuTimed: Record<string, number[]> = { naive: [], tiled: [], "wasm-fused": [] };
   for (const l of r.stdout.split("\n")) {
     if (!l.startsWith("TIME ")) continue;
-    const { impl, ms } = JSON.parse(l.slice(5)) as { impl: string; ms: number };
+    const { impl, ms, cpu } = JSON.parse(l.slice(5)) as { impl: string; ms: number; cpu: number };
     timed[impl].push(ms);
+    cpuTimed[impl].push(cpu);
   }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const x of rows.filter((row) => row.T === T)) {
-    const ts = timed[x.impl].sort((a, b) => a - b);
-    if (ts.length) x.ms = ts[Math.floor(ts.length / 2)];
-    else if (x.ms !== null) x.note = "timed in its profiled run";
+    if (timed[x.impl].length) {
+      x.ms = med(timed[x.impl]);
+      x.cpuMs = med(cpuTimed[x.impl]);
+    } else if (x.ms !== null) x.note = "timed in its profiled run";
     console.log(
-      `  T=${T} ${x.impl}: ${x.ms?.toFixed(0) ?? "-"} ms, peak ${x.peakMiB?.toFixed(1) ?? "-"} MiB ${x.error ?? ""}${x.note ?? ""}`,
+      `  T=${T} ${x.impl}: ${x.ms?.toFixed(0) ?? "-"} ms (cpu ${x.cpuMs?.toFixed(0) ?? "-"}), peak ${x.peakMiB?.toFixed(1) ?? "-"} MiB ${x.error ?? ""}${x.note ?? ""}`,
     );
   }
 }
@@ -183,31 +216,46 @@ function extrapolateNaive(T: number): number | undefined {
 }
 
 console.log(
-  `\nattention forward+backward, B=${B} H=${H} D=${D} causal, ${backend} backend, ${kernels}, tiled blocks ${block}`,
+  `\nattention forward+backward, B=${B} H=${H} D=${D} causal, ${backend} backend, ${kernels}, tiled blocks ${block}; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`,
 );
 console.log(
-  "T     | naive ms | tiled ms | speed (naive/tiled) | naive peak MiB | tiled peak MiB | memory (naive/tiled)",
+  "T     | naive ms | tiled ms | fused ms | fused cpu ms | naive/fused | tiled/fused | naive MiB | tiled MiB | fused MiB | naive/fused mem | tiled/fused mem",
+);
+const f = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? "fail" : x.toFixed(d));
+const ratio = (a?: number | null, b?: number | null, d = 2) => (a && b ? `${(a / b).toFixed(d)}×` : "-");
+for (const T of Ts) {
+  const n = rows.find((r) => r.T === T && r.impl === "naive");
+  const t = rows.find((r) => r.T === T && r.impl === "tiled");
+  const u = rows.find((r) => r.T === T && r.impl === "wasm-fused");
+  const nEst = n?.peakMiB ?? (n?.error ? extrapolateNaive(T) : undefined);
+  console.log(
+    [
+      String(T).padEnd(5),
+      f(n?.ms).padStart(8),
+      f(t?.ms).padStart(8),
+      f(u?.ms).padStart(8),
+      f(u?.cpuMs).padStart(12),
+      ratio(n?.ms, u?.ms).padStart(11),
+      ratio(t?.ms, u?.ms).padStart(11),
+      f(n?.peakMiB, 1).padStart(9),
+      f(t?.peakMiB, 1).padStart(9),
+      f(u?.peakMiB, 1).padStart(9),
+      `${n?.peakMiB === null && nEst ? "~" : ""}${ratio(nEst, u?.peakMiB, 1)}`.padStart(15),
+      ratio(t?.peakMiB, u?.peakMiB, 1).padStart(15),
+    ].join(" | "),
+  );
+  for (const x of [n, t, u]) if (x?.error) console.log(`  ${x.impl} at T=${T} failed: ${x.error}`);
+  if (n?.peakMiB === null && nEst !== undefined) {
+    console.log(`  naive at T=${T} would need ~${nEst.toFixed(0)} MiB (quadratic fit of the smaller runs)`);
+  }
+}
+console.log(
+  "\nnaive vs tiled (the tf.js implementations):\nT     | naive ms | tiled ms | speed (naive/tiled) | memory (naive/tiled)",
 );
 for (const T of Ts) {
   const n = rows.find((r) => r.T === T && r.impl === "naive");
   const t = rows.find((r) => r.T === T && r.impl === "tiled");
-  const f = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? "fail" : x.toFixed(d));
-  const ratio = (a?: number | null, b?: number | null, d = 2) => (a && b ? `${(a / b).toFixed(d)}×` : "-");
   console.log(
-    `${String(T).padEnd(5)} | ${f(n?.ms).padStart(8)} | ${f(t?.ms).padStart(8)} | ${ratio(n?.ms, t?.ms).padStart(19)} | ${f(n?.peakMiB, 1).padStart(14)} | ${f(t?.peakMiB, 1).padStart(14)} | ${ratio(n?.peakMiB, t?.peakMiB, 1).padStart(20)}`,
+    `${String(T).padEnd(5)} | ${f(n?.ms).padStart(8)} | ${f(t?.ms).padStart(8)} | ${ratio(n?.ms, t?.ms).padStart(19)} | ${ratio(n?.peakMiB ?? extrapolateNaive(T), t?.peakMiB, 1).padStart(20)}`,
   );
-  if (n?.error) {
-    console.log(`  naive at T=${T} failed: ${n.error}`);
-    const est = n.peakMiB === null ? extrapolateNaive(T) : undefined;
-    if (est !== undefined && t?.peakMiB) {
-      console.log(
-        `  naive at T=${T} would need ~${est.toFixed(0)} MiB (quadratic fit of the smaller runs): ${(est / t.peakMiB).toFixed(1)}× the tiled peak`,
-      );
-    } else if (n.peakMiB !== null) {
-      console.log(
-        `  (its profiled run completed with the peak above; the timing run then ran out of wasm heap)`,
-      );
-    }
-  }
-  if (t?.error) console.log(`  tiled at T=${T} failed: ${t.error}`);
 }

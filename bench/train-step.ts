@@ -3,11 +3,24 @@
  * batch 12, vocab 65) in tokens/s: tf.js wasm with Typeformer's SIMD kernels, stock tf.js wasm, and
  * PyTorch CPU (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(2)), alternating in one sitting.
  *
- *   pnpm bench train-step [--model gpt2|tiny] [--steps 6] [--rounds 3] [--no-stock] [--no-relaxed] [--no-threads] [--no-torch] [--profile]
+ *   pnpm bench train-step [--model gpt2|tiny] [--steps 6] [--rounds 3] [--no-stock] [--no-relaxed] [--no-threads] [--no-torch] [--no-fused-off] [--profile]
+ *
+ * The models' attention runs through scaledDotProductAttention "auto", which picks the fused
+ * flash-attention wasm kernels ("wasm-fused") once registerWasmKernels ran; the bench prints which
+ * implementation the step used (from a profiled step's kernel names) and, as one more row, the same
+ * step with the fused attention turned off for "auto" (setWasmFusedAttention(false): tf.js naive
+ * attention on Typeformer's GEMM).
  */
 
 import { cpus, loadavg } from "node:os";
-import { registerWasmKernels, unregisterWasmKernels, wasmThreadsReady } from "@typeformer/attention";
+import {
+  FLASH_KERNEL_NAMES,
+  registerWasmKernels,
+  selectAttentionImplementation,
+  setWasmFusedAttention,
+  unregisterWasmKernels,
+  wasmThreadsReady,
+} from "@typeformer/attention";
 import { initBackend, tf } from "@typeformer/core";
 import { modelsGpt2 } from "./gpt-models.js";
 import { AdamW, NANOGPT_CPU, TinyGpt, trainStep } from "./gpt-tiny.js";
@@ -93,6 +106,20 @@ if (flag("profile")) {
   process.exit(0);
 }
 
+/** Which attention implementation the step runs: auto's pick for its shapes, and the kernels a profiled step ran. */
+async function attentionInStep(): Promise<string> {
+  const hd = cfg.d / cfg.heads;
+  const probe = tf.zeros([cfg.batch, cfg.heads, cfg.ctx, hd]) as tf.Tensor4D;
+  const pick = selectAttentionImplementation(probe, probe, probe, { causal: true }).name;
+  probe.dispose();
+  const info = await tf.profile(() => {
+    trainStep(model, adam, ids, targets);
+  });
+  const fwd = info.kernels.filter((k) => k.name === FLASH_KERNEL_NAMES.forward).length;
+  const bwd = info.kernels.filter((k) => k.name === FLASH_KERNEL_NAMES.backward).length;
+  return `auto picks "${pick}" for (${cfg.batch}, ${cfg.heads}, ${cfg.ctx}, ${hd}) causal; a profiled step ran ${fwd} ${FLASH_KERNEL_NAMES.forward} + ${bwd} ${FLASH_KERNEL_NAMES.backward} kernel calls (${info.kernels.length} kernels in all)`;
+}
+
 const torch = flag("no-torch") ? "PyTorch side skipped (--no-torch)" : await TorchChild.start(cfg);
 if (typeof torch === "string") console.log(torch);
 // Second anchor: PyTorch on one thread (on a loaded machine OpenMP's 2-thread barriers collapse).
@@ -113,6 +140,9 @@ if (withThreads) {
   registerWasmKernels({ threads: 1 });
 }
 timeSteps(2); // warm-up
+const attentionLine = await attentionInStep();
+console.log(`attention: ${attentionLine}`);
+const fusedOff: number[] = [];
 if (typeof torch !== "string") await torch.call({ cmd: "train", steps: 2 });
 for (let r = 0; r < rounds; r++) {
   ours.push(...timeSteps(steps, cpuOf(ours)));
@@ -137,6 +167,11 @@ for (let r = 0; r < rounds; r++) {
       if (await wasmThreadsReady()) relaxedThreaded.push(...timeSteps(steps, cpuOf(relaxedThreaded)));
     }
     registerWasmKernels({ variant, threads: 1 });
+  }
+  if (!flag("no-fused-off")) {
+    setWasmFusedAttention(false);
+    fusedOff.push(...timeSteps(steps, cpuOf(fusedOff)));
+    setWasmFusedAttention(true);
   }
   if (!flag("no-stock") && r === 0) {
     unregisterWasmKernels();
@@ -175,6 +210,7 @@ console.log(
 console.table(
   [
     row(`tf.js wasm + Typeformer kernels (${variant})`, ours),
+    row(`… same, fused attention off for "auto" (tf.js attention on Typeformer GEMM)`, fusedOff),
     row("tf.js wasm + Typeformer kernels (relaxed-simd, V8 flag set at run time)", relaxed),
     row(`tf.js wasm + Typeformer kernels (${variant}, 2 GEMM threads)`, threaded),
     row("tf.js wasm + Typeformer kernels (relaxed-simd, 2 GEMM threads)", relaxedThreaded),
@@ -185,4 +221,5 @@ console.table(
     row("PyTorch CPU (1 thread)", pt1),
   ].filter(Boolean),
 );
+console.log(`attention: ${attentionLine}`);
 model.dispose();

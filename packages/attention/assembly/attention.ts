@@ -154,6 +154,96 @@ function smm(
   }
 }
 
+// Causal / sliding-window blocks: query row i (relative to the block) sees the block's key columns
+// [i + qb - window + 1, i + qb] (qb = i0 + Tk - Tq - j0), so each 4-row tile only computes the columns
+// (or sums over the keys) some row of it can see; the masks zero the rest exactly.
+
+/** Key columns [lo, hi] a 4-row query tile at row r can see (full block when unmasked). */
+// @ts-ignore: decorator
+@inline
+function tileLo(r: i32, qb: i32, window: i32): i32 {
+  return window > 0 ? max(0, r + qb - window + 1) : 0;
+}
+
+/** S-like product over query-row tiles: only the 8-column tiles a row of the tile can see (C not accumulated). */
+function smmCols(
+  M: i32,
+  N: i32,
+  K: i32,
+  pa: usize,
+  aks: usize,
+  ars: usize,
+  pb: usize,
+  bks: usize,
+  c: usize,
+  ldc: usize,
+  masked: bool,
+  qb: i32,
+  window: i32,
+): void {
+  for (let i = 0; i < M; i += 4) {
+    const a = pa + <usize>i * ars;
+    const cr = c + <usize>i * ldc;
+    const n0 = masked ? tileLo(i, qb, window) & ~7 : 0;
+    const n1 = masked ? min(N, (i + 3 + qb + 8) & ~7) : N;
+    for (let j = n0; j < n1; j += 8) mk(a, aks, ars, pb + bytes(j), bks, K, cr + bytes(j), ldc, false);
+  }
+}
+
+/** C += A·B over query-row tiles, summing only over the key columns (k) a row of the tile can see. */
+function smmRowsK(
+  M: i32,
+  N: i32,
+  K: i32,
+  pa: usize,
+  aks: usize,
+  ars: usize,
+  pb: usize,
+  bks: usize,
+  c: usize,
+  ldc: usize,
+  masked: bool,
+  qb: i32,
+  window: i32,
+): void {
+  for (let i = 0; i < M; i += 4) {
+    const k0 = masked ? tileLo(i, qb, window) : 0;
+    const k1 = masked ? min(K, i + 3 + qb + 1) : K;
+    if (k1 <= k0) continue;
+    const a = pa + <usize>i * ars + <usize>k0 * aks;
+    const b = pb + <usize>k0 * bks;
+    const cr = c + <usize>i * ldc;
+    for (let j = 0; j < N; j += 8) mk(a, aks, ars, b + bytes(j), bks, k1 - k0, cr + bytes(j), ldc, true);
+  }
+}
+
+/** C += A·B over key-row tiles (dK, dV), summing only over the query rows (k) that see a key of the tile. */
+function smmKeysK(
+  M: i32,
+  N: i32,
+  K: i32,
+  pa: usize,
+  aks: usize,
+  ars: usize,
+  pb: usize,
+  bks: usize,
+  c: usize,
+  ldc: usize,
+  masked: bool,
+  qb: i32,
+  window: i32,
+): void {
+  for (let j = 0; j < M; j += 4) {
+    const k0 = masked ? max(0, j - qb) : 0;
+    const k1 = masked && window > 0 ? min(K, j + 3 - qb + window) : K;
+    if (k1 <= k0) continue;
+    const a = pa + <usize>j * ars + <usize>k0 * aks;
+    const b = pb + <usize>k0 * bks;
+    const cr = c + <usize>j * ldc;
+    for (let n = 0; n < N; n += 8) mk(a, aks, ars, b + bytes(n), bks, k1 - k0, cr + bytes(n), ldc, true);
+  }
+}
+
 /** dst rows [0, nPad) of ld floats: rows < n copy `cols` floats from src (row pitch stride floats), zero padded. */
 function packRows(src: usize, stride: i32, dst: usize, n: i32, cols: i32, nPad: i32, ld: i32): void {
   for (let r = 0; r < nPad; r++) {
@@ -178,6 +268,27 @@ function packT(src: usize, stride: i32, dst: usize, n: i32, cols: i32, ld: i32):
   if (ld > n) for (let c = 0; c < cols; c++) memory.fill(dst + bytes(c * ld + n), 0, bytes(ld - n));
 }
 
+/** Block columns [beg, end) (multiples of 4) that may hold keys in [lo, hi]; end <= beg: none. */
+// @ts-ignore: decorator
+@inline
+function colBeg(lo: i32, j0: i32): i32 {
+  return max(0, lo - j0) & ~3;
+}
+
+// @ts-ignore: decorator
+@inline
+function colEnd(hi: i32, j0: i32, nk8: i32): i32 {
+  return min(nk8, (hi - j0 + 4) & ~3);
+}
+
+/** Zeroes a row's columns outside [beg, end). */
+// @ts-ignore: decorator
+@inline
+function zeroOutside(row: usize, beg: i32, end: i32, n: i32): void {
+  if (beg > 0) memory.fill(row, 0, bytes(beg));
+  if (end < n) memory.fill(row + bytes(end), 0, bytes(n - end));
+}
+
 // @ts-ignore: decorator
 @inline
 function hmax(v: v128): f32 {
@@ -200,10 +311,22 @@ function biasTail(row: usize, j: i32, Tk: i32): v128 {
 }
 
 /**
- * Score row of keys [j0, j0 + nk8): x = s·scale + bias, -inf where key j is outside [lo, hi] or padding
- * (kmRow: 0/1 floats padded to a multiple of 8, or 0). In place; returns the row max.
+ * Score row, block columns [jjBeg, jjEnd) (keys j0 + jj): x = s·scale + bias, -inf where key j is outside
+ * [lo, hi] or padding (kmRow: 0/1 floats padded to a multiple of 8, or 0). In place; returns the max.
  */
-function maskRow(srow: usize, nk8: i32, j0: i32, lo: i32, hi: i32, kmRow: usize, brow: usize, bsj: i32, Tk: i32, scale: f32): f32 {
+function maskRow(
+  srow: usize,
+  jjBeg: i32,
+  jjEnd: i32,
+  j0: i32,
+  lo: i32,
+  hi: i32,
+  kmRow: usize,
+  brow: usize,
+  bsj: i32,
+  Tk: i32,
+  scale: f32,
+): f32 {
   const ninf = f32x4.splat(-Infinity);
   const zero = f32x4.splat(0);
   const sc = f32x4.splat(scale);
@@ -211,7 +334,7 @@ function maskRow(srow: usize, nk8: i32, j0: i32, lo: i32, hi: i32, kmRow: usize,
   const hiv = i32x4.splat(hi);
   let mv = ninf;
   let bv = brow != 0 && bsj == 0 ? f32x4.splat(load<f32>(brow)) : zero;
-  for (let jj = 0; jj < nk8; jj += 4) {
+  for (let jj = jjBeg; jj < jjEnd; jj += 4) {
     const j = j0 + jj;
     const jv = i32x4.add(i32x4.splat(j), i32x4(0, 1, 2, 3));
     let vis = v128.and(i32x4.ge_s(jv, lov), i32x4.le_s(jv, hiv));
@@ -330,7 +453,8 @@ export function flashForward(scratch: usize, scale: f32): void {
           for (let j0 = jlo & ~7; j0 < jend; j0 += BK) {
             const nk = min(BK, jend - j0);
             const nk8 = (nk + 7) & ~7;
-            smm(nq4, nk8, D, Qb, 4, bytes(D8), KT + bytes(j0), bytes(Tk8), S, ldS, false);
+            const qb = i0 + off - j0;
+            smmCols(nq4, nk8, D, Qb, 4, bytes(D8), KT + bytes(j0), bytes(Tk8), S, ldS, masked, qb, window);
             for (let r = 0; r < nq; r++) {
               const i = i0 + r;
               const p = i + off;
@@ -338,11 +462,14 @@ export function flashForward(scratch: usize, scale: f32): void {
               const hi = masked ? min(p, Tk - 1) : Tk - 1;
               const srow = S + <usize>r * ldS;
               const brow = biasBH != 0 ? biasBH + bytes(i * bsi) : 0;
-              const mb = maskRow(srow, nk8, j0, lo, hi, km != 0 ? KM : 0, brow, bsj, Tk, scale);
+              const cb = colBeg(lo, j0);
+              const ce = colEnd(hi, j0, nk8);
+              const mb = ce > cb ? maskRow(srow, cb, ce, j0, lo, hi, km != 0 ? KM : 0, brow, bsj, Tk, scale) : -Infinity;
               if (mb == -Infinity) {
                 memory.fill(srow, 0, bytes(nk8));
                 continue;
               }
+              zeroOutside(srow, cb, ce, nk8);
               const mold = load<f32>(M + bytes(r));
               const mnew = max(mold, mb);
               const alpha: f32 = mold == -Infinity ? 0 : Mathf.exp(mold - mnew);
@@ -351,7 +478,7 @@ export function flashForward(scratch: usize, scale: f32): void {
               const ninf = f32x4.splat(-Infinity);
               const zero = f32x4.splat(0);
               let sum = zero;
-              for (let jj = 0; jj < nk8; jj += 4) {
+              for (let jj = cb; jj < ce; jj += 4) {
                 const x = v128.load(srow + bytes(jj));
                 const e = expv(f32x4.pmax(f32x4.sub(x, mv), floor));
                 const pr = v128.bitselect(e, zero, f32x4.ne(x, ninf));
@@ -367,14 +494,17 @@ export function flashForward(scratch: usize, scale: f32): void {
               }
             }
             for (let r = nq; r < nq4; r++) memory.fill(S + <usize>r * ldS, 0, bytes(nk8));
-            smm(nq4, Dv8, nk8, S, 4, ldS, Vp + bytes(j0 * Dv8), bytes(Dv8), O, bytes(Dv8), true);
+            smmRowsK(nq4, Dv8, nk8, S, 4, ldS, Vp + bytes(j0 * Dv8), bytes(Dv8), O, bytes(Dv8), masked, qb, window);
           }
           for (let r = 0; r < nq; r++) {
             const l = load<f32>(L + bytes(r));
             const inv: f32 = l > 0 ? 1.0 / l : 0;
             const orow = O + bytes(r * Dv8);
             const dst = outBH + bytes((i0 + r) * Dv);
-            for (let c = 0; c < Dv; c++) store<f32>(dst + bytes(c), load<f32>(orow + bytes(c)) * inv);
+            const iv = f32x4.splat(inv);
+            let c = 0;
+            for (; c + 4 <= Dv; c += 4) v128.store(dst + bytes(c), f32x4.mul(v128.load(orow + bytes(c)), iv));
+            for (; c < Dv; c++) store<f32>(dst + bytes(c), load<f32>(orow + bytes(c)) * inv);
             store<f32>(lseBH + bytes(i0 + r), l > 0 ? load<f32>(M + bytes(r)) + Mathf.log(l) : -Infinity);
           }
         }
@@ -483,8 +613,11 @@ export function flashBackward(scratch: usize, scale: f32): void {
           for (let r = 0; r < nq; r++) {
             const orow = out + bytes((rowBH + i0 + r) * Dv);
             const grow = dOb + bytes(r * Dv8);
-            let acc: f32 = 0;
-            for (let c = 0; c < Dv; c++) acc += load<f32>(orow + bytes(c)) * load<f32>(grow + bytes(c));
+            let av = f32x4.splat(0);
+            let c = 0;
+            for (; c + 4 <= Dv; c += 4) av = madd(v128.load(orow + bytes(c)), v128.load(grow + bytes(c)), av);
+            let acc: f32 = hsum(av);
+            for (; c < Dv; c++) acc += load<f32>(orow + bytes(c)) * load<f32>(grow + bytes(c));
             store<f32>(Di + bytes(r), acc);
           }
           memory.fill(dQb, 0, bytes(nq4 * D8));
@@ -492,8 +625,9 @@ export function flashBackward(scratch: usize, scale: f32): void {
           for (let j0 = jlo & ~7; j0 < jend; j0 += BK) {
             const nk = min(BK, jend - j0);
             const nk8 = (nk + 7) & ~7;
-            smm(nq4, nk8, D, Qb, 4, bytes(D8), KT + bytes(j0), bytes(Tk8), S, ldS, false);
-            smm(nq4, nk8, Dv, dOb, 4, bytes(Dv8), VT + bytes(j0), bytes(Tk8), dP, ldS, false);
+            const qb = i0 + off - j0;
+            smmCols(nq4, nk8, D, Qb, 4, bytes(D8), KT + bytes(j0), bytes(Tk8), S, ldS, masked, qb, window);
+            smmCols(nq4, nk8, Dv, dOb, 4, bytes(Dv8), VT + bytes(j0), bytes(Tk8), dP, ldS, masked, qb, window);
             for (let r = 0; r < nq; r++) {
               const i = i0 + r;
               const p = i + off;
@@ -502,17 +636,21 @@ export function flashBackward(scratch: usize, scale: f32): void {
               const srow = S + <usize>r * ldS;
               const prow = dP + <usize>r * ldS;
               const brow = biasBH != 0 ? biasBH + bytes(i * bsi) : 0;
-              const mb = maskRow(srow, nk8, j0, lo, hi, km != 0 ? KM : 0, brow, bsj, Tk, scale);
+              const cb = colBeg(lo, j0);
+              const ce = colEnd(hi, j0, nk8);
+              const mb = ce > cb ? maskRow(srow, cb, ce, j0, lo, hi, km != 0 ? KM : 0, brow, bsj, Tk, scale) : -Infinity;
               if (mb == -Infinity) {
                 memory.fill(srow, 0, bytes(nk8));
                 memory.fill(prow, 0, bytes(nk8));
                 continue;
               }
+              zeroOutside(srow, cb, ce, nk8);
+              zeroOutside(prow, cb, ce, nk8);
               const lv = f32x4.splat(load<f32>(lse + bytes(rowBH + i)));
               const dv4 = f32x4.splat(load<f32>(Di + bytes(r)));
               const dbrow = dbiasBH != 0 ? dbiasBH + bytes(i * bsi) : 0;
               let dsum = zero;
-              for (let jj = 0; jj < nk8; jj += 4) {
+              for (let jj = cb; jj < ce; jj += 4) {
                 const x = v128.load(srow + bytes(jj));
                 const e = expv(f32x4.pmin(f32x4.pmax(f32x4.sub(x, lv), floor), zero));
                 const pr = v128.bitselect(e, zero, f32x4.ne(x, ninf));
@@ -539,9 +677,9 @@ export function flashBackward(scratch: usize, scale: f32): void {
               memory.fill(dP + <usize>r * ldS, 0, bytes(nk8));
             }
             // dV[j] += Σ_i P[i][j] dO[i]; dK[j] += Σ_i dS[i][j] Q[i]; dQ[i] += Σ_j dS[i][j] K[j]
-            smm(nk8, Dv8, nq4, S, ldS, 4, dOb, bytes(Dv8), dVa + bytes(j0 * Dv8), bytes(Dv8), true);
-            smm(nk8, D8, nq4, dP, ldS, 4, Qb, bytes(D8), dKa + bytes(j0 * D8), bytes(D8), true);
-            smm(nq4, D8, nk8, dP, 4, ldS, Kp + bytes(j0 * D8), bytes(D8), dQb, bytes(D8), true);
+            smmKeysK(nk8, Dv8, nq4, S, ldS, 4, dOb, bytes(Dv8), dVa + bytes(j0 * Dv8), bytes(Dv8), masked, qb, window);
+            smmKeysK(nk8, D8, nq4, dP, ldS, 4, Qb, bytes(D8), dKa + bytes(j0 * D8), bytes(D8), masked, qb, window);
+            smmRowsK(nq4, D8, nk8, dP, 4, ldS, Kp + bytes(j0 * D8), bytes(D8), dQb, bytes(D8), masked, qb, window);
           }
           for (let r = 0; r < nq; r++) {
             const src = dQb + bytes(r * D8);

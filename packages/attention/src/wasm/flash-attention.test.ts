@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { refAttention, refAttentionGrads } from "../conformance/reference.js";
 import { scaledDotProductAttention, selectAttentionImplementation } from "../registry.js";
 import type { AttentionOptions } from "../types.js";
-import { flashAttention, flashKernelsActive, wasmFusedImplementation } from "./flash-attention.js";
+import {
+  flashAttention,
+  flashKernelsActive,
+  setWasmFusedAttention,
+  wasmFusedImplementation,
+} from "./flash-attention.js";
 import { registerWasmKernels, unregisterWasmKernels } from "./kernels.js";
 
 const FWD = { atol: 2e-5, rtol: 2e-4 };
@@ -125,6 +130,9 @@ describe("wasm-fused flash attention", () => {
       "wasm-fused",
     );
     expect(selectAttentionImplementation(q, q, q, { returnWeights: true }).name).toBe("naive");
+    setWasmFusedAttention(false);
+    expect(selectAttentionImplementation(q, q, q, { causal: true }).name).not.toBe("wasm-fused");
+    setWasmFusedAttention(true);
     unregisterWasmKernels();
     try {
       expect(flashKernelsActive()).toBe(false);

@@ -266,6 +266,28 @@ export function flashKernelsActive(): boolean {
   return tf.getBackend() === "wasm" && tf.getKernel(FLASH_KERNEL_NAMES.forward, "wasm") !== undefined;
 }
 
+let autoEnabled = true;
+
+/**
+ * Whether "auto" may pick the fused kernels (default true); explicit `implementation: "wasm-fused"`
+ * works either way. Benchmarks turn it off to compare against the tiled/naive paths in one run.
+ */
+export function setWasmFusedAttention(enabled: boolean): void {
+  autoEnabled = enabled;
+}
+
+/**
+ * Bytes of wasm heap scratch one forward (or backward) call allocates outside tf.js's tensors (and
+ * frees before returning): linear in Tk. Benchmarks add it to tf.js's peak-memory figures.
+ */
+export function flashScratchBytes(tk: number, d: number, dv: number, backward: boolean): number {
+  const be = tf.findBackend("wasm") as unknown as WasmBackendLike | undefined;
+  if (!be?.wasm) {
+    throw new TypeformerError("BACKEND_UNAVAILABLE", "flashScratchBytes needs the wasm backend", {});
+  }
+  return instanceFor(be).exports.flashScratchBytes(tk, d, dv, backward ? 1 : 0);
+}
+
 function recording(): boolean {
   const state = (tf.engine() as unknown as { state?: { gradientDepth?: number } }).state;
   return (state?.gradientDepth ?? 0) > 0;
@@ -376,6 +398,7 @@ export const wasmFusedImplementation: AttentionImplementation = {
   name: "wasm-fused",
   sdpa: flashAttention,
   supports: (q, k, v, opts) =>
+    autoEnabled &&
     flashKernelsActive() &&
     !opts.returnWeights &&
     !((opts.dropout ?? 0) > 0) &&

@@ -3,6 +3,8 @@ export {
   FLASH_KERNEL_NAMES,
   flashAttention,
   flashKernelsActive,
+  flashScratchBytes,
+  setWasmFusedAttention,
   wasmFusedImplementation,
 } from "./flash-attention.js";
 export type { AdamWHyper } from "./fused-ops.js";
