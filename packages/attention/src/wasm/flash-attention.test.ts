@@ -13,7 +13,7 @@ import {
   setWasmFusedAttention,
   wasmFusedImplementation,
 } from "./flash-attention.js";
-import { registerWasmKernels, unregisterWasmKernels } from "./kernels.js";
+import { registerWasmKernels, unregisterWasmKernels, wasmThreadJobs, wasmThreadsReady } from "./kernels.js";
 
 const FWD = { atol: 2e-5, rtol: 2e-4 };
 const GRAD = { atol: 1e-4, rtol: 2e-3 };
@@ -141,6 +141,48 @@ describe("wasm-fused flash attention", () => {
     } finally {
       registerWasmKernels();
       q.dispose();
+    }
+  });
+
+  it("splits large calls with the worker thread (threads: 2) along the batch or the KV heads, same numbers", async () => {
+    const rng = new Random("flash-threads");
+    const cases = [
+      // B = 2: split along the batch; bias shared by both halves (worker's dBias share added back)
+      { B: 2, H: 4, Hkv: 2, T: 128, D: 32, bias: [4, 128, 128] },
+      // B = 1: split along the KV heads; per-head bias rows (sliced), key mask
+      { B: 1, H: 4, Hkv: 2, T: 160, D: 32, bias: [1, 4, 1, 160] },
+    ];
+    for (const c of cases) {
+      const q = tf.tensor4d(rng.normalArray(c.B * c.H * c.T * c.D), [c.B, c.H, c.T, c.D]);
+      const k = tf.tensor4d(rng.normalArray(c.B * c.Hkv * c.T * c.D), [c.B, c.Hkv, c.T, c.D]);
+      const v = tf.tensor4d(rng.normalArray(c.B * c.Hkv * c.T * c.D), [c.B, c.Hkv, c.T, c.D]);
+      const n = c.bias.reduce((a, b) => a * b, 1);
+      const bias = tf.tensor(rng.normalArray(n), c.bias);
+      const mask = new Float32Array(c.B * c.T).fill(1);
+      mask.fill(0, 0, 7);
+      const keyMask = tf.tensor2d(mask, [c.B, c.T]);
+      const dOut = tf.tensor(rng.normalArray(c.B * c.H * c.T * c.D), q.shape);
+      const opts: AttentionOptions = { causal: true, keyMask, window: 100 };
+      const run = () => [
+        flashAttention(q, k, v, { ...opts, bias }).output,
+        ...gradsOf(q, k, v, bias, dOut, opts),
+      ];
+      registerWasmKernels({ threads: 1 });
+      const one = run();
+      registerWasmKernels({ threads: 2 });
+      if (!(await wasmThreadsReady())) {
+        tf.dispose([...one, q, k, v, bias, keyMask, dOut]);
+        registerWasmKernels({ threads: 1 });
+        return; // no worker threads here (not Node): nothing to compare
+      }
+      const jobs = wasmThreadJobs();
+      const two = run();
+      expect(wasmThreadJobs() - jobs).toBeGreaterThanOrEqual(2); // forward and backward went to the worker
+      registerWasmKernels({ threads: 1 });
+      ["output", "dq", "dk", "dv", "dbias"].forEach((name, i) => {
+        assertClose(two[i], one[i], { atol: 1e-5, rtol: 1e-5, label: `B${c.B} ${name}` });
+      });
+      tf.dispose([...one, ...two, q, k, v, bias, keyMask, dOut]);
     }
   });
 

@@ -2,6 +2,7 @@ import { TypeformerError, tf } from "@typeformer/core";
 import type { AttentionImplementation, AttentionOptions, AttentionResult } from "../types.js";
 import { attentionDims } from "../validate.js";
 import { instanceFor, type WasmBackendLike } from "./instance.js";
+import type { GemmThread } from "./threads.js";
 
 /** Kernel names of the fused flash attention (registered by `registerWasmKernels`). */
 export const FLASH_KERNEL_NAMES = {
@@ -127,15 +128,56 @@ function biasStrides(bias: tf.TensorInfo, dims: Dims): number[] {
 /** Row-major strides (b, h, t) of a contiguous (B, H, T, D) tensor. */
 const strides4 = (shape: number[]) => [shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3]];
 
-/** Fills the descriptor in a scratch block and runs one of the kernels. */
-function run(
+type Ptrs = Partial<Record<keyof typeof D, number>>;
+interface Shapes {
+  q: number[];
+  k: number[];
+  v: number[];
+  biasStrides?: number[];
+  /** Elements of the bias (whole-bias copies for the worker thread). */
+  biasSize?: number;
+}
+
+function fillDesc(
+  desc: Int32Array,
+  dims: Dims,
+  attrs: FlashAttentionAttrs,
+  ptrs: Ptrs,
+  shapes: Shapes,
+): void {
+  desc.fill(0);
+  for (const [name, p] of Object.entries(ptrs)) desc[D[name as keyof typeof D]] = p as number;
+  desc[D.B] = dims.B;
+  desc[D.H] = dims.H;
+  desc[D.Hkv] = dims.Hkv;
+  desc[D.Tq] = dims.Tq;
+  desc[D.Tk] = dims.Tk;
+  desc[D.D] = dims.D;
+  desc[D.Dv] = dims.Dv;
+  desc.set(strides4(shapes.q), D.qs);
+  desc.set(strides4(shapes.k), D.ks);
+  desc.set(strides4(shapes.v), D.vs);
+  if (shapes.biasStrides) desc.set(shapes.biasStrides, D.bs);
+  desc[D.causal] = attrs.causal ? 1 : 0;
+  desc[D.window] = Math.max(attrs.window, 0);
+}
+
+/** Calls below this many flops stay on one thread (copies and the hand-off would eat the gain). */
+const PARALLEL_MIN_FLOPS = 8e6;
+let threadProvider: (() => GemmThread | undefined) | undefined;
+/** kernels.ts hands over its worker thread (while `threads: 2` is on). */
+export function setFlashThread(provider: () => GemmThread | undefined): void {
+  threadProvider = provider;
+}
+
+/** Runs one kernel on the tf.js heap (the whole call, or the main thread's half). */
+function runHere(
   be: WasmBackendLike,
   backward: boolean,
   dims: Dims,
   attrs: FlashAttentionAttrs,
-  ptrs: Partial<Record<keyof typeof D, number>>,
-  shapes: { q: number[]; k: number[]; v: number[]; biasStrides?: number[] },
-  zeroFill: tf.TensorInfo[] = [],
+  ptrs: Ptrs,
+  shapes: Shapes,
 ): void {
   const ex = instanceFor(be).exports;
   const raw = be.wasm._malloc(ex.flashScratchBytes(dims.Tk, dims.D, dims.Dv, backward ? 1 : 0)) >>> 0;
@@ -150,27 +192,121 @@ function run(
   }
   try {
     const base = (raw + 15) & ~15;
-    const heap = be.wasm.HEAPU8.buffer; // after every allocation (growth replaces the buffer)
-    for (const t of zeroFill) new Float32Array(heap, ptr(be, t), prod(t.shape)).fill(0);
-    const desc = new Int32Array(heap, base, 64).fill(0);
-    for (const [name, p] of Object.entries(ptrs)) desc[D[name as keyof typeof D]] = p as number;
-    desc[D.B] = dims.B;
-    desc[D.H] = dims.H;
-    desc[D.Hkv] = dims.Hkv;
-    desc[D.Tq] = dims.Tq;
-    desc[D.Tk] = dims.Tk;
-    desc[D.D] = dims.D;
-    desc[D.Dv] = dims.Dv;
-    desc.set(strides4(shapes.q), D.qs);
-    desc.set(strides4(shapes.k), D.ks);
-    desc.set(strides4(shapes.v), D.vs);
-    if (shapes.biasStrides) desc.set(shapes.biasStrides, D.bs);
-    desc[D.causal] = attrs.causal ? 1 : 0;
-    desc[D.window] = Math.max(attrs.window, 0);
+    fillDesc(new Int32Array(be.wasm.HEAPU8.buffer, base, 64), dims, attrs, ptrs, shapes);
     if (backward) ex.flashBackward(base, attrs.scale);
     else ex.flashForward(base, attrs.scale);
   } finally {
     be.wasm._free(raw);
+  }
+}
+
+/**
+ * Runs a kernel, split with the worker thread where one is on and the call is large: along the batch
+ * (B >= 2) or, for B = 1, along the KV heads. The worker's half of every operand is copied to its shared
+ * memory and its outputs copied back (a bias shared by both halves is copied whole, and the worker's
+ * share of its gradient added to the main thread's).
+ */
+function run(
+  be: WasmBackendLike,
+  backward: boolean,
+  dims: Dims,
+  attrs: FlashAttentionAttrs,
+  ptrs: Ptrs,
+  shapes: Shapes,
+  zeroFill: tf.TensorInfo[] = [],
+): void {
+  {
+    const heap = be.wasm.HEAPU8.buffer;
+    for (const t of zeroFill) new Float32Array(heap, ptr(be, t), prod(t.shape)).fill(0);
+  }
+  const { B, H, Hkv, Tq, Tk, D: Dk, Dv } = dims;
+  const G = H / Hkv;
+  const t = threadProvider?.();
+  const flops = 4 * B * H * Tq * Tk * (Dk + Dv) * (backward ? 2 : 1);
+  const byBatch = B >= 2;
+  if (!t || flops < PARALLEL_MIN_FLOPS || (!byBatch && Hkv < 2)) {
+    runHere(be, backward, dims, attrs, ptrs, shapes);
+    return;
+  }
+  const N = byBatch ? B : Hkv;
+  const n0 = N >> 1;
+  const n1 = N - n0;
+  const bs = shapes.biasStrides ?? [0, 0, 0, 0];
+  const biasUnit = byBatch ? bs[0] : bs[1] * G;
+  // floats per unit (one batch row, or one KV head with its G query heads, at B = 1)
+  const u = byBatch
+    ? { q: H * Tq * Dk, k: Hkv * Tk * Dk, v: Hkv * Tk * Dv, out: H * Tq * Dv, lse: H * Tq, km: Tk }
+    : { q: G * Tq * Dk, k: Tk * Dk, v: Tk * Dv, out: G * Tq * Dv, lse: G * Tq, km: 0 };
+  const unit: Partial<Record<keyof typeof D, number>> = {
+    q: u.q,
+    k: u.k,
+    v: u.v,
+    km: u.km,
+    bias: biasUnit,
+    out: u.out,
+    lse: u.lse,
+    dO: u.out,
+    dq: u.q,
+    dk: u.k,
+    dv: u.v,
+    dbias: biasUnit,
+  };
+  const whole: Partial<Record<keyof typeof D, number>> = {
+    km: Tk,
+    bias: shapes.biasSize,
+    dbias: shapes.biasSize,
+  };
+  type Slot = keyof typeof D;
+  const ins: Slot[] = backward
+    ? ["q", "k", "v", "km", "bias", "out", "lse", "dO"]
+    : ["q", "k", "v", "km", "bias"];
+  const outs: Slot[] = backward ? ["dq", "dk", "dv", "dbias"] : ["out", "lse"];
+  // shared-memory layout: the worker's operands, then its descriptor + scratch
+  const seg: Partial<Record<keyof typeof D, { src: number; at: number; bytes: number; add: boolean }>> = {};
+  let at = t.dataBase;
+  for (const name of [...ins, ...outs]) {
+    const p = ptrs[name];
+    if (!p) continue;
+    const per = unit[name] ?? 0;
+    const bytes = 4 * (per > 0 ? per * n1 : (whole[name] ?? 0));
+    seg[name] = { src: per > 0 ? p + 4 * per * n0 : p, at, bytes, add: per === 0 };
+    at += (bytes + 63) & ~63;
+  }
+  const scratchAt = at;
+  const ex = instanceFor(be).exports;
+  const view = t.reserve(at - t.dataBase + ex.flashScratchBytes(Tk, Dk, Dv, backward ? 1 : 0) + 64);
+  let heap = be.wasm.HEAPU8;
+  for (const name of ins) {
+    const sg = seg[name];
+    if (sg) view.set(heap.subarray(sg.src, sg.src + sg.bytes), sg.at);
+  }
+  for (const name of outs) {
+    const sg = seg[name];
+    if (sg && name === "dbias") view.fill(0, sg.at, sg.at + sg.bytes); // the kernel accumulates into it
+  }
+  const part = (n: number): Dims => (byBatch ? { ...dims, B: n } : { ...dims, Hkv: n, H: n * G });
+  const workerPtrs: Ptrs = {};
+  for (const [name, sg] of Object.entries(seg)) if (sg) workerPtrs[name as keyof typeof D] = sg.at;
+  fillDesc(new Int32Array(t.memory.buffer, scratchAt, 64), part(n1), attrs, workerPtrs, shapes);
+  const scaleBits = new Int32Array(new Float32Array([attrs.scale]).buffer)[0];
+  t.post(backward ? 3 : 2, [scratchAt, scaleBits]);
+  try {
+    runHere(be, backward, part(n0), attrs, ptrs, shapes);
+  } finally {
+    t.wait();
+  }
+  heap = be.wasm.HEAPU8; // the main half's scratch may have grown the heap
+  const shared = new Uint8Array(t.memory.buffer);
+  for (const name of outs) {
+    const sg = seg[name];
+    const dst = ptrs[name];
+    if (!sg || !dst) continue;
+    if (!sg.add) heap.set(shared.subarray(sg.at, sg.at + sg.bytes), sg.src);
+    else {
+      const mine = new Float32Array(heap.buffer, dst, sg.bytes / 4);
+      const theirs = new Float32Array(t.memory.buffer, sg.at, sg.bytes / 4);
+      for (let i = 0; i < mine.length; i++) mine[i] += theirs[i];
+    }
   }
 }
 
@@ -198,7 +334,7 @@ const flashForwardKernel: tf.KernelFunc = ({ inputs, backend, attrs }: Args) => 
       out: ptr(be, out),
       lse: ptr(be, lse),
     },
-    { q: x.q.shape, k: x.k.shape, v: x.v.shape, biasStrides: bs },
+    { q: x.q.shape, k: x.k.shape, v: x.v.shape, biasStrides: bs, biasSize: bias ? prod(bias.shape) : 0 },
   );
   return [out, lse];
 };
@@ -250,7 +386,7 @@ const flashBackwardKernel: tf.KernelFunc = ({ inputs, backend, attrs }: Args) =>
       dv: ptr(be, dv),
       dbias: dbias ? ptr(be, dbias) : 0,
     },
-    { q: x.q.shape, k: x.k.shape, v: x.v.shape, biasStrides: bs },
+    { q: x.q.shape, k: x.k.shape, v: x.v.shape, biasStrides: bs, biasSize: bias ? prod(bias.shape) : 0 },
     dbias ? [dbias] : [],
   );
   return outs;

@@ -1,6 +1,6 @@
 import { TypeformerError, tf } from "@typeformer/core";
 import { registerAttentionImplementation } from "../registry.js";
-import { FLASH_KERNELS, wasmFusedImplementation } from "./flash-attention.js";
+import { FLASH_KERNELS, setFlashThread, wasmFusedImplementation } from "./flash-attention.js";
 import { FUSED_KERNEL_NAMES, FUSED_KERNELS, setFusedMatMul } from "./fused-kernels.js";
 import {
   compiledModule,
@@ -117,6 +117,8 @@ function broadcastStrides(shape: number[], target: number[]): number[] {
 
 // the fused decode attention's QKV projection uses this GEMM
 setFusedMatMul((a, b, ta, tb, be) => wasmBatchMatMul(a, b, ta, tb, be));
+// the fused flash attention splits large calls with the same worker
+setFlashThread(() => (threadEnabled && thread?.ready ? thread : undefined));
 
 /** C = op(A) · op(B) on the wasm heap with our SIMD kernel; tf.js broadcasting of the batch dims. */
 export function wasmBatchMatMul(

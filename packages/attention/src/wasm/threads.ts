@@ -28,8 +28,15 @@ for (;;) {
   seq = Atomics.load(ctl, ${SEQ});
   if (seq < 0) break;
   const a = ctl.subarray(${ARGS}, ${ARGS} + 16);
-  if (ctl[${KIND}] === 0) inst.exports.bmm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], scratch);
-  else inst.exports.gemmRows(a[0], a[1], a[2], a[6], a[7], a[8], a[9], a[10], a[11], a[12], scratch);
+  const kind = ctl[${KIND}];
+  if (kind === 0) inst.exports.bmm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], scratch);
+  else if (kind === 1) inst.exports.gemmRows(a[0], a[1], a[2], a[6], a[7], a[8], a[9], a[10], a[11], a[12], scratch);
+  else {
+    // flash attention: a[0] = descriptor/scratch address, a[1] = the scale's float32 bits
+    const scale = new Float32Array(new Int32Array([a[1]]).buffer)[0];
+    if (kind === 2) inst.exports.flashForward(a[0], scale);
+    else inst.exports.flashBackward(a[0], scale);
+  }
   Atomics.store(ctl, ${DONE}, seq);
   Atomics.notify(ctl, ${DONE});
 }
@@ -107,8 +114,11 @@ export class GemmThread {
     return new Uint8Array(this.memory.buffer);
   }
 
-  /** Posts a job: kind 0 = bmm(args[0..10]), 1 = gemmRows(a, b, c, _, _, _, M, N, K, tA, tB, m0, m1). */
-  post(kind: 0 | 1, args: number[]): void {
+  /**
+   * Posts a job: kind 0 = bmm(args[0..10]), 1 = gemmRows(a, b, c, _, _, _, M, N, K, tA, tB, m0, m1),
+   * 2 / 3 = flashForward / flashBackward(descriptor, float32 bits of the scale).
+   */
+  post(kind: 0 | 1 | 2 | 3, args: number[]): void {
     this.ctl[KIND] = kind;
     for (let i = 0; i < args.length; i++) this.ctl[ARGS + i] = args[i] | 0;
     this.seq++;
@@ -119,7 +129,7 @@ export class GemmThread {
   /** Blocks until the last posted job is done. */
   wait(): void {
     for (;;) {
-      if (this.failed) throw new Error("Typeformer GEMM worker thread failed");
+      if (this.failed) throw new Error("Typeformer kernel worker thread failed");
       const done = Atomics.load(this.ctl, DONE);
       if (done === this.seq) return;
       Atomics.wait(this.ctl, DONE, done, 1000);
