@@ -56,6 +56,16 @@ it("runScalingSweep trains each size, fits, writes json/md/svg, and reuses finis
     expect(r.points[2].nonEmbeddingParameters).toBeGreaterThan(r.points[0].nonEmbeddingParameters);
     for (const p of r.points) expect(Number.isFinite(p.valLoss)).toBe(true);
     expect(Number.isFinite(r.fit.alpha)).toBe(true);
+    // the like-for-like Kaplan exponent: the log-log slope of the same points (c pinned to 0)
+    const lnN = r.points.map((p) => Math.log(p.nonEmbeddingParameters));
+    const lnL = r.points.map((p) => Math.log(p.valLoss));
+    const mx = lnN.reduce((a, b) => a + b) / 3;
+    const my = lnL.reduce((a, b) => a + b) / 3;
+    const slope =
+      lnN.reduce((s, x, i) => s + (x - mx) * (lnL[i] - my), 0) / lnN.reduce((s, x) => s + (x - mx) ** 2, 0);
+    expect(r.pureFit?.c).toBe(0);
+    expect(r.pureFit?.alpha).toBeCloseTo(-slope, 10);
+    expect(r.discussion).toContain(`(c = 0) has α = ${r.pureFit?.alpha.toFixed(3)}`);
     for (const f of ["scaling.json", "scaling.md", "scaling.svg"])
       expect(existsSync(path.join(outDir, f))).toBe(true);
     expect(await readFile(path.join(outDir, "scaling.md"), "utf8")).toMatch(/α_N ≈ 0\.076/);
