@@ -8,14 +8,17 @@
  *      folder as GPT2LMHeadModel, checks the logits, applies the adapter by PEFT's formula and checks
  *      those logits, continues training data-parallel on the run's own token shards, checks the
  *      2-process run equals one process on the global batch, saves HF layout back.
- *   3. Typeformer takes the result back: fromPretrained, logits = torch's, generates from it, fine-tunes
- *      it further; docs/scripts/check_hf_layout.py reads the torch-written folder too.
+ *      It also trains a LoRA adapter in torch and saves it in PEFT layout.
+ *   3. Typeformer takes the result back: fromPretrained, logits = torch's, the torch-trained adapter
+ *      through loadAdapter = torch's adapter logits, generates from it, fine-tunes it further;
+ *      docs/scripts/check_hf_layout.py reads the torch-written folder too.
  *
- * Usage (repo root): pnpm tsx --conditions=source bench/handover.ts [--dir runs/handover]
- *   [--nproc 2] [--torch-steps 40] [--python /usr/bin/python3]
+ * Usage (repo root): pnpm bench handover [-- --dir runs/handover --nproc 2 --torch-steps 40
+ *   --python /usr/bin/python3]  (or pnpm tsx --conditions=source bench/handover.ts [flags])
  * Needs Debian's python3-torch (or any torch with torch.distributed) at --python /
- * TYPEFORMER_TORCH_PYTHON. Prints every command it runs and a summary; writes <dir>/report.json.
- * Exit status 0 when every check passes.
+ * TYPEFORMER_TORCH_PYTHON; not in `pnpm bench`'s default list, since it needs Python. Prints every
+ * command it runs and a summary; writes <dir>/report.json. Exit status 0 when every check passes,
+ * 1 when one fails, 2 when torch cannot be imported.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -107,7 +110,7 @@ async function main(): Promise<boolean> {
     console.error(
       "install PyTorch (Debian: apt-get install python3-torch) or pass --python / TYPEFORMER_TORCH_PYTHON",
     );
-    return false;
+    process.exit(2);
   }
 
   // ---------------------------------------------------------------- 1. Typeformer: train, adapter, logits

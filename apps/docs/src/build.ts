@@ -1,7 +1,8 @@
 // Builds the static docs site: docs/**.md, the root README/ARCHITECTURE and every package's README rendered
 // to HTML (marked), linked source files as highlighted-free HTML pages, and the TypeDoc API reference.
-// Output: apps/docs/dist/site (gitignored). Run from the repo root with `pnpm run docs` (plain `pnpm docs` is
-// pnpm's built-in "open the package homepage" command, which takes precedence over scripts).
+// Output: apps/docs/dist/site (gitignored). Run from the repo root with `pnpm docs:build` or `pnpm run docs`:
+// bare `pnpm docs` never reaches the script, because pnpm 10 passes `docs` through to `npm docs` (open the
+// package's homepage) before it looks at scripts.
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, posix, relative } from "node:path";
 import { Marked, type Tokens } from "marked";
