@@ -186,6 +186,33 @@ describe("wasm-fused flash attention", () => {
     }
   });
 
+  it("the relaxed-SIMD build (fused multiply-add) gives the same forward and gradients as the plain one", () => {
+    const rng = new Random("flash-relaxed");
+    const q = tf.tensor4d(rng.normalArray(2 * 4 * 37 * 24), [2, 4, 37, 24]);
+    const k = tf.tensor4d(rng.normalArray(2 * 2 * 45 * 24), [2, 2, 45, 24]);
+    const bias = tf.tensor2d(rng.normalArray(37 * 45), [37, 45]);
+    const dOut = tf.tensor(rng.normalArray(q.size), q.shape);
+    const opts: AttentionOptions = { causal: true };
+    const results: tf.Tensor[][] = [];
+    const variants: string[] = [];
+    try {
+      for (const variant of ["simd", "relaxed-simd"] as const) {
+        variants.push(registerWasmKernels({ variant }).variant);
+        results.push([
+          flashAttention(q, k, k, { ...opts, bias }).output,
+          ...gradsOf(q, k, k, bias, dOut, opts),
+        ]);
+      }
+    } finally {
+      registerWasmKernels({ variant: "auto" });
+    }
+    expect(variants[0]).toBe("simd");
+    results[0].forEach((t, i) => {
+      assertClose(results[1][i], t, { atol: 1e-5, rtol: 1e-4, label: `${variants[1]} vs simd #${i}` });
+    });
+    tf.dispose([...results.flat(), q, k, bias, dOut]);
+  });
+
   it("rejects dropout and returnWeights with a typed error naming the option", () => {
     const q = tf.zeros([1, 1, 4, 4]) as tf.Tensor4D;
     expect(() => flashAttention(q, q, q, { dropout: 0.2, rng: new Random(1) })).toThrow(/dropout/);
