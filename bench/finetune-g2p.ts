@@ -53,14 +53,18 @@ const LR = arg("lr", 2e-3);
 const WARMUP = arg("warmup", 100);
 const WD = arg("wd", 0.01);
 const SEED = arg("seed", 1);
+const NO_BOS = has("no-bos");
 const N_TEST = 12_000;
 
 // ---------------------------------------------------------------------------------------- data
 
 const PAD = 0;
 const EOS = 1;
+/** Marks the start of the source: T5 has only relative positions, so it gives the encoder an anchor to count letters from. */
+const BOS = 2;
 const LETTERS = "abcdefghijklmnopqrstuvwxyz'";
-const LETTER_ID = new Map([...LETTERS].map((c, i) => [c, 2 + i]));
+const LETTER_ID = new Map([...LETTERS].map((c, i) => [c, 3 + i]));
+const PHONE0 = 3 + LETTERS.length;
 
 interface Word {
   word: string;
@@ -179,7 +183,7 @@ function evaluate(
       32,
     );
     part.forEach((w, i) => {
-      const hyp = hyps[i].map((id) => phonemes[id - 2 - LETTERS.length] ?? "?");
+      const hyp = hyps[i].map((id) => phonemes[id - PHONE0] ?? "?");
       let best = Number.POSITIVE_INFINITY;
       let bestLen = 0;
       for (const ref of w.refs) {
@@ -396,9 +400,13 @@ async function trainRun(
 async function main(): Promise<void> {
   const { kernels } = await initAcceleratedBackend({ backend: "wasm" });
   const { words, phonemes } = loadWords();
-  const vocab = 2 + LETTERS.length + phonemes.length;
-  const encodeWord = (w: string) => [...w].map((c) => LETTER_ID.get(c)!).concat([EOS]);
-  const encodePhones = (p: string[]) => p.map((x) => 2 + LETTERS.length + phonemes.indexOf(x)).concat([EOS]);
+  const vocab = PHONE0 + phonemes.length;
+  const encodeWord = (w: string) =>
+    (NO_BOS ? [] : [BOS]).concat(
+      [...w].map((c) => LETTER_ID.get(c)!),
+      [EOS],
+    );
+  const encodePhones = (p: string[]) => p.map((x) => PHONE0 + phonemes.indexOf(x)).concat([EOS]);
   const rng = new Random(5);
   const shuffled = [...words];
   for (let i = shuffled.length - 1; i > 0; i--) {
@@ -466,7 +474,7 @@ async function main(): Promise<void> {
           .slice(0, 6)
           .map(
             (w, i) =>
-              `${w.word}: ${samples[i].map((id) => phonemes[id - 2 - LETTERS.length]).join(" ")} (ref ${w.refs[0].join(" ")})`,
+              `${w.word}: ${samples[i].map((id) => phonemes[id - PHONE0]).join(" ")} (ref ${w.refs[0].join(" ")})`,
           )
           .join("\n  ")}`,
       );
