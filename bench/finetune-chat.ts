@@ -35,8 +35,8 @@ const arg = (name: string, d: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : d;
 };
-const PRETRAIN_STEPS = arg("pretrain-steps", quick ? 150 : 400);
-const SFT_STEPS = arg("sft-steps", quick ? 60 : 150);
+const PRETRAIN_STEPS = arg("pretrain-steps", quick ? 150 : 1500);
+const SFT_STEPS = arg("sft-steps", quick ? 60 : 400);
 
 const rng = new Random(7);
 const WORDS =
