@@ -21,6 +21,7 @@ interface ServeOpts {
   name?: string;
   backend?: BackendChoice;
   stockKernels?: boolean;
+  warmup: number | false;
 }
 
 export function registerServe(program: Command): void {
@@ -39,6 +40,13 @@ export function registerServe(program: Command): void {
     .option("--name <id>", "model id clients use (default: the directory name; one model only)")
     .option("--backend <name>", "force a tf.js backend: node-gpu, node, wasm or cpu")
     .option("--stock-kernels", "keep tf.js's own wasm matmul kernels (default: Typeformer's SIMD GEMM)")
+    .option(
+      "--warmup <tokens>",
+      "greedy tokens each engine decodes before listening (V8 optimises the decode path; first requests stay fast)",
+      int,
+      384,
+    )
+    .option("--no-warmup", "listen at once, without the warm-up decode")
     .action(async (dirs: string[], opts: ServeOpts) => {
       const backend = await initAcceleratedBackend({
         backend: opts.backend,
@@ -58,6 +66,14 @@ export function registerServe(program: Command): void {
         cors: opts.cors,
         requestTimeoutMs: opts.timeout,
       });
+      if (opts.warmup !== false && opts.warmup > 0) {
+        const t0 = performance.now();
+        for (const engine of server.engines.values()) await engine.warmup(opts.warmup);
+        if (server.engines.size > 0)
+          console.log(
+            `  warmed up ${server.engines.size} engine(s): ${opts.warmup} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+          );
+      }
       const running = await listen(server, { port: opts.port, host: opts.host });
       console.log(`typeformer serve: ${running.url}/v1 (backend ${backend.backend})`);
       for (const m of loaded) console.log(`  model "${m.id}" (${m.family})`);
