@@ -219,24 +219,40 @@ console.log(
   `\nattention forward+backward, B=${B} H=${H} D=${D} causal, ${backend} backend, ${kernels}, tiled blocks ${block}; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`,
 );
 console.log(
-  "T     | naive ms | tiled ms | fused ms | fused cpu ms | naive/fused | tiled/fused | naive MiB | tiled MiB | fused MiB | naive/fused mem | tiled/fused mem",
+  "T     | naive ms | tiled ms | fused ms | naive/fused | tiled/fused | naive cpu | tiled cpu | fused cpu | cpu naive/fused | cpu tiled/fused",
 );
 const f = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? "fail" : x.toFixed(d));
 const ratio = (a?: number | null, b?: number | null, d = 2) => (a && b ? `${(a / b).toFixed(d)}×` : "-");
+const pick = (T: number) => ({
+  n: rows.find((r) => r.T === T && r.impl === "naive"),
+  t: rows.find((r) => r.T === T && r.impl === "tiled"),
+  u: rows.find((r) => r.T === T && r.impl === "wasm-fused"),
+});
 for (const T of Ts) {
-  const n = rows.find((r) => r.T === T && r.impl === "naive");
-  const t = rows.find((r) => r.T === T && r.impl === "tiled");
-  const u = rows.find((r) => r.T === T && r.impl === "wasm-fused");
-  const nEst = n?.peakMiB ?? (n?.error ? extrapolateNaive(T) : undefined);
+  const { n, t, u } = pick(T);
   console.log(
     [
       String(T).padEnd(5),
       f(n?.ms).padStart(8),
       f(t?.ms).padStart(8),
       f(u?.ms).padStart(8),
-      f(u?.cpuMs).padStart(12),
       ratio(n?.ms, u?.ms).padStart(11),
       ratio(t?.ms, u?.ms).padStart(11),
+      f(n?.cpuMs).padStart(9),
+      f(t?.cpuMs).padStart(9),
+      f(u?.cpuMs).padStart(9),
+      ratio(n?.cpuMs, u?.cpuMs).padStart(15),
+      ratio(t?.cpuMs, u?.cpuMs).padStart(15),
+    ].join(" | "),
+  );
+}
+console.log("\nT     | naive MiB | tiled MiB | fused MiB | naive/fused mem | tiled/fused mem");
+for (const T of Ts) {
+  const { n, t, u } = pick(T);
+  const nEst = n?.peakMiB ?? (n?.error ? extrapolateNaive(T) : undefined);
+  console.log(
+    [
+      String(T).padEnd(5),
       f(n?.peakMiB, 1).padStart(9),
       f(t?.peakMiB, 1).padStart(9),
       f(u?.peakMiB, 1).padStart(9),
