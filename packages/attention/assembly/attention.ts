@@ -45,6 +45,10 @@ const D_DQ = 31; // (B, H, Tq, D)
 const D_DK = 32; // (B, Hkv, Tk, D)
 const D_DV_OUT = 33; // (B, Hkv, Tk, Dv)
 const D_DBIAS = 34; // zero-filled, the bias's own shape; or 0
+const D_DROP_SEED = 35; // attention dropout: the call's seed (src/dropout.ts's stateless hash)
+const D_DROP_THRESHOLD = 36; // u32: an entry is kept where its hash >= threshold
+const D_DROP_KEEP = 37; // f32 bits of 1 / (1 - rate); 0 = no dropout
+const D_BH0 = 38; // global (b·H + h) of this call's first (b, h) (a worker's share of a split call)
 
 // @ts-ignore: decorator
 @inline
@@ -351,6 +355,46 @@ function maskRow(
   return hmax(mv);
 }
 
+// Attention dropout, the same stateless hash as src/dropout.ts: row hash of (seed, b·H + h, i), entry
+// hash of (row, j); multipliers keep = 1 / (1 - rate) or 0, regenerated identically in the backward pass.
+
+// @ts-ignore: decorator
+@inline
+function fmix(h: u32): u32 {
+  h ^= h >>> 16;
+  h *= 0x85ebca6b;
+  h ^= h >>> 13;
+  h *= 0xc2b2ae35;
+  h ^= h >>> 16;
+  return h;
+}
+
+// @ts-ignore: decorator
+@inline
+function fmixv(h: v128): v128 {
+  h = v128.xor(h, i32x4.shr_u(h, 16));
+  h = i32x4.mul(h, i32x4.splat(<i32>0x85ebca6b));
+  h = v128.xor(h, i32x4.shr_u(h, 13));
+  h = i32x4.mul(h, i32x4.splat(<i32>0xc2b2ae35));
+  return v128.xor(h, i32x4.shr_u(h, 16));
+}
+
+/** Hash of query row i of (b·H + h) = bh (dropoutMultipliers' `row`). */
+// @ts-ignore: decorator
+@inline
+function dropRow(mixedSeed: u32, bh: i32, Tq: i32, i: i32, Tk: i32): u32 {
+  return fmix(mixedSeed ^ fmix((<u32>(bh * Tq + i) * 0x9e3779b9) ^ <u32>Tk));
+}
+
+/** Dropout multipliers of keys j..j+3 of a row. */
+// @ts-ignore: decorator
+@inline
+function dropMul(row: u32, j: i32, threshold: v128, keep: v128): v128 {
+  const jv = i32x4.add(i32x4.splat(j + 1), i32x4(0, 1, 2, 3));
+  const h = fmixv(v128.xor(i32x4.splat(<i32>row), i32x4.mul(jv, i32x4.splat(0x27d4eb2f))));
+  return v128.and(keep, i32x4.ge_u(h, threshold));
+}
+
 /** Scratch bytes flashForward (backward = 0) / flashBackward (1) need, descriptor included. */
 export function flashScratchBytes(Tk: i32, D: i32, Dv: i32, backward: i32): i32 {
   const Tk8 = (Tk + 7) & ~7;
@@ -382,6 +426,12 @@ export function flashForward(scratch: usize, scale: f32): void {
   const bias = ptrArg(desc, D_BIAS);
   const out = ptrArg(desc, D_OUT);
   const lse = ptrArg(desc, D_LSE);
+  const dropKeep = load<f32>(desc + (<usize>D_DROP_KEEP << 2));
+  const dropping = dropKeep != 0;
+  const mixedSeed = fmix(<u32>arg(desc, D_DROP_SEED) ^ 0x5bd1e995);
+  const threshold = i32x4.splat(arg(desc, D_DROP_THRESHOLD));
+  const keepv = f32x4.splat(dropKeep);
+  const bh0 = arg(desc, D_BH0);
   const B = arg(desc, D_B);
   const H = arg(desc, D_H);
   const Hkv = arg(desc, D_HKV);
@@ -478,12 +528,13 @@ export function flashForward(scratch: usize, scale: f32): void {
               const ninf = f32x4.splat(-Infinity);
               const zero = f32x4.splat(0);
               let sum = zero;
+              const rowHash = dropping ? dropRow(mixedSeed, bh0 + b * H + h, Tq, i, Tk) : 0;
               for (let jj = cb; jj < ce; jj += 4) {
                 const x = v128.load(srow + bytes(jj));
                 const e = expv(f32x4.pmax(f32x4.sub(x, mv), floor));
                 const pr = v128.bitselect(e, zero, f32x4.ne(x, ninf));
-                v128.store(srow + bytes(jj), pr);
-                sum = f32x4.add(sum, pr);
+                sum = f32x4.add(sum, pr); // the softmax normalises the probabilities before dropout
+                v128.store(srow + bytes(jj), dropping ? f32x4.mul(pr, dropMul(rowHash, j0 + jj, threshold, keepv)) : pr);
               }
               store<f32>(L + bytes(r), load<f32>(L + bytes(r)) * alpha + hsum(sum));
               store<f32>(M + bytes(r), mnew);
@@ -526,6 +577,12 @@ export function flashBackward(scratch: usize, scale: f32): void {
   const bias = ptrArg(desc, D_BIAS);
   const out = ptrArg(desc, D_OUT);
   const lse = ptrArg(desc, D_LSE);
+  const dropKeep = load<f32>(desc + (<usize>D_DROP_KEEP << 2));
+  const dropping = dropKeep != 0;
+  const mixedSeed = fmix(<u32>arg(desc, D_DROP_SEED) ^ 0x5bd1e995);
+  const threshold = i32x4.splat(arg(desc, D_DROP_THRESHOLD));
+  const keepv = f32x4.splat(dropKeep);
+  const bh0 = arg(desc, D_BH0);
   const dO = ptrArg(desc, D_DO);
   const dq = ptrArg(desc, D_DQ);
   const dk = ptrArg(desc, D_DK);
@@ -650,12 +707,21 @@ export function flashBackward(scratch: usize, scale: f32): void {
               const dv4 = f32x4.splat(load<f32>(Di + bytes(r)));
               const dbrow = dbiasBH != 0 ? dbiasBH + bytes(i * bsi) : 0;
               let dsum = zero;
+              const rowHash = dropping ? dropRow(mixedSeed, bh0 + b * H + h, Tq, i, Tk) : 0;
               for (let jj = cb; jj < ce; jj += 4) {
                 const x = v128.load(srow + bytes(jj));
                 const e = expv(f32x4.pmin(f32x4.pmax(f32x4.sub(x, lv), floor), zero));
                 const pr = v128.bitselect(e, zero, f32x4.ne(x, ninf));
-                const ds = f32x4.mul(pr, f32x4.sub(v128.load(prow + bytes(jj)), dv4));
-                v128.store(srow + bytes(jj), pr);
+                let dpv = v128.load(prow + bytes(jj));
+                let pm = pr;
+                if (dropping) {
+                  // out = (P∘M)·V: dV = (P∘M)ᵀ·dO, dP = (dO·Vᵀ)∘M, dS = P∘(dP - rowsum(dO∘O))
+                  const m = dropMul(rowHash, j0 + jj, threshold, keepv);
+                  dpv = f32x4.mul(dpv, m);
+                  pm = f32x4.mul(pr, m);
+                }
+                const ds = f32x4.mul(pr, f32x4.sub(dpv, dv4));
+                v128.store(srow + bytes(jj), pm);
                 v128.store(prow + bytes(jj), ds);
                 if (dbrow != 0) {
                   const j = j0 + jj;

@@ -1,4 +1,5 @@
 import { TypeformerError, tf } from "@typeformer/core";
+import { dropoutSeed } from "../dropout.js";
 import type { AttentionImplementation, AttentionOptions, AttentionResult } from "../types.js";
 import { attentionDims } from "../validate.js";
 import { instanceFor, type WasmBackendLike } from "./instance.js";
@@ -16,6 +17,9 @@ export interface FlashAttentionAttrs {
   causal: boolean;
   /** Sliding window (0 = none). */
   window: number;
+  /** Attention dropout rate (0 = none) and the call's seed (`dropoutSeed(rng)`: src/dropout.ts's mask). */
+  dropout?: number;
+  seed?: number;
 }
 
 type Args = Parameters<tf.KernelFunc>[0];
@@ -49,6 +53,10 @@ const D = {
   dk: 32,
   dv: 33,
   dbias: 34,
+  dropSeed: 35,
+  dropThreshold: 36,
+  dropKeep: 37,
+  bh0: 38,
 } as const;
 
 function f32(name: string, t: tf.TensorInfo | undefined): tf.TensorInfo {
@@ -144,6 +152,7 @@ function fillDesc(
   attrs: FlashAttentionAttrs,
   ptrs: Ptrs,
   shapes: Shapes,
+  bh0 = 0,
 ): void {
   desc.fill(0);
   for (const [name, p] of Object.entries(ptrs)) desc[D[name as keyof typeof D]] = p as number;
@@ -160,6 +169,13 @@ function fillDesc(
   if (shapes.biasStrides) desc.set(shapes.biasStrides, D.bs);
   desc[D.causal] = attrs.causal ? 1 : 0;
   desc[D.window] = Math.max(attrs.window, 0);
+  const rate = attrs.dropout ?? 0;
+  if (rate > 0) {
+    desc[D.dropSeed] = (attrs.seed ?? 0) | 0;
+    desc[D.dropThreshold] = Math.floor(rate * 4294967296) | 0;
+    desc[D.dropKeep] = new Int32Array(new Float32Array([1 / (1 - rate)]).buffer)[0];
+  }
+  desc[D.bh0] = bh0;
 }
 
 /** Calls below this many flops stay on one thread (copies and the hand-off would eat the gain). */
@@ -287,7 +303,9 @@ function run(
   const part = (n: number): Dims => (byBatch ? { ...dims, B: n } : { ...dims, Hkv: n, H: n * G });
   const workerPtrs: Ptrs = {};
   for (const [name, sg] of Object.entries(seg)) if (sg) workerPtrs[name as keyof typeof D] = sg.at;
-  fillDesc(new Int32Array(t.memory.buffer, scratchAt, 64), part(n1), attrs, workerPtrs, shapes);
+  // the dropout hash is keyed on the global (b·H + h) of each row
+  const bh0 = byBatch ? n0 * H : n0 * G;
+  fillDesc(new Int32Array(t.memory.buffer, scratchAt, 64), part(n1), attrs, workerPtrs, shapes, bh0);
   const scaleBits = new Int32Array(new Float32Array([attrs.scale]).buffer)[0];
   t.post(backward ? 3 : 2, [scratchAt, scaleBits]);
   try {
@@ -434,7 +452,7 @@ function recording(): boolean {
  * forward (online softmax over key blocks; saves only the output and the row log-sum-exp) and one
  * backward (blocks recomputed from the log-sum-exp), memory linear in T. Supports causal
  * (bottom-right aligned), sliding window, keyMask, bias broadcastable to (B, H, Tq, Tk) with its
- * gradient, GQA/MQA and a custom scale; not dropout or returnWeights.
+ * gradient, GQA/MQA, a custom scale and attention dropout (src/dropout.ts's mask); not returnWeights.
  */
 export function flashAttention(
   q: tf.Tensor4D,
@@ -443,17 +461,12 @@ export function flashAttention(
   opts: AttentionOptions = {},
 ): AttentionResult {
   const dims = attentionDims(q, k, v, opts);
-  for (const [what, on] of [
-    ["returnWeights", opts.returnWeights === true],
-    ["dropout", (opts.dropout ?? 0) > 0],
-  ] as const) {
-    if (on) {
-      throw new TypeformerError(
-        "INVALID_ARGUMENT",
-        `the wasm-fused attention does not support ${what}; use "tiled" or "naive"`,
-        { implementation: "wasm-fused", option: what },
-      );
-    }
+  if (opts.returnWeights) {
+    throw new TypeformerError(
+      "INVALID_ARGUMENT",
+      'the wasm-fused attention does not support returnWeights; use "naive"',
+      { implementation: "wasm-fused", option: "returnWeights" },
+    );
   }
   if (!flashKernelsActive()) {
     throw new TypeformerError(
@@ -469,6 +482,11 @@ export function flashAttention(
     causal: opts.causal === true,
     window: opts.window ?? 0,
   };
+  if ((opts.dropout ?? 0) > 0 && opts.rng) {
+    // one draw per call; the backward kernel regenerates the same mask from it
+    attrs.dropout = opts.dropout;
+    attrs.seed = dropoutSeed(opts.rng);
+  }
   const owned: tf.Tensor[] = [];
   const f32 = (t: tf.Tensor) => {
     if (t.dtype === "float32") return t;
@@ -537,11 +555,10 @@ export const wasmFusedImplementation: AttentionImplementation = {
     autoEnabled &&
     flashKernelsActive() &&
     !opts.returnWeights &&
-    !((opts.dropout ?? 0) > 0) &&
     q.dtype === "float32" &&
     k.dtype === "float32" &&
     v.dtype === "float32" &&
     (!opts.bias || opts.bias.dtype === "float32"),
   autoPriority: 20,
-  unsupported: ["returnWeights", "dropout"],
+  unsupported: ["returnWeights"],
 };
