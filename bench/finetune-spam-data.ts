@@ -114,8 +114,8 @@ function textParts(headers: Map<string, string>, body: string, out: { text: stri
 
 /** Decodes RFC 2047 encoded words (=?charset?B|Q?...?=) in a header value. */
 function decodeWords(v: string): string {
-  return v.replace(/=\?[^?]+\?([BbQq])\?([^?]*)\?=/g, (_, e: string, s: string) =>
-    e.toUpperCase() === "B" ? decodeB64(s) : decodeQP(s.replace(/_/g, " ")),
+  return v.replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (_, cs: string, e: string, s: string) =>
+    fromCharset(e.toUpperCase() === "B" ? decodeB64(s) : decodeQP(s.replace(/_/g, " ")), cs.toLowerCase()),
   );
 }
 

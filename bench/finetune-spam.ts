@@ -14,6 +14,28 @@
  *
  * Hyperparameters were chosen on the validation split only; `--val-only` skips the test split (tuning runs).
  *
+ * Tuning runs (`--val-only`, seed 1, BERT 2x128, 128 tokens, batch 16, no MLM unless said; validation
+ * accuracy of the checkpoint picked by validation; 592 validation emails, one email = 0.17 points;
+ * naive Bayes on the same view: 98.31-98.48% val). CPU time = whole process on one shared core.
+ *
+ * | config                                                   | val acc | best step | CPU s |
+ * |----------------------------------------------------------|---------|-----------|-------|
+ * | subject+body, first 128 tokens, lr 5e-4, 900 steps       | 98.65%  | 500       | 285   |
+ * | + a few headers (from, mailer, content type), first 128  | 98.48%  | 400       | 291   |
+ * | subject+body, head 64 + tail 64 tokens, lr 5e-4, 900     | 98.99%  | 900       | 292   |
+ * | head+tail 64/64, lr 5e-4, 1200 steps                     | 98.99%  | 1000      | 391   |
+ * | head+tail 128/128 (256 tokens), lr 5e-4, 700 steps       | 98.82%  | 700       | 514   |
+ * | head+tail 64/64, 300 MLM steps + 900, lr 5e-4            | 98.48%  | 500       | 410   |
+ * | **head+tail 64/64, lr 1e-3, warmup 50, 900 steps (default)** | **99.16%** | 500 | 296   |
+ *
+ * The default config, test split (1,185 emails) scored once per seed (`--seeds 3`: seeds 1-3, 872 s CPU):
+ * BERT 98.31% / 98.31% / 98.23% accuracy (mean 98.28%), F1 97.37 / 97.35 / 97.24%, val 99.16% for each;
+ * naive Bayes on the same split and text: 98.73% accuracy, 98.03% F1. >= 98% is reached; naive Bayes, which
+ * reads every word of the decoded text, stays 0.45 points ahead on test (it was 96.03% on the undecoded
+ * text this bench used before). One default run: ~300 s CPU, 390 s wall on the shared 2-core machine.
+ * Runs are not bit-reproducible (seed 1 picked step 500 when tuning, step 800 in the final run; same val acc);
+ * the first three tuning rows predate decoding non-Latin charsets (ISO-2022-JP etc., a handful of emails).
+ *
  * `node --conditions=source --import tsx bench/finetune-spam.ts [--quick] [--val-only] [--view subject-body|headers-body]
  *   [--max-length N] [--head N] [--vocab N] [--layers N] [--hidden N] [--mlm-steps N] [--ft-steps N] [--lr X]
  *   [--warmup N] [--batch N] [--eval-every N] [--seed N] [--seeds K] [--show-errors]`  (--show-errors: misclassified validation emails)
@@ -46,14 +68,14 @@ const sarg = (name: string, d: string) => {
 };
 const VIEW = sarg("view", "subject-body") as View;
 const MAX_LEN = arg("max-length", 128);
-const HEAD = arg("head", MAX_LEN);
+const HEAD = arg("head", Math.floor(MAX_LEN / 2));
 const VOCAB = arg("vocab", 8000);
 const LAYERS = arg("layers", 2);
 const HIDDEN = arg("hidden", 128);
 const MLM_STEPS = arg("mlm-steps", quick ? 40 : 0);
 const FT_STEPS = arg("ft-steps", quick ? 60 : 900);
-const FT_LR = arg("lr", 5e-4);
-const FT_WARMUP = arg("warmup", 20);
+const FT_LR = arg("lr", 1e-3);
+const FT_WARMUP = arg("warmup", 50);
 const FT_BATCH = arg("batch", 16);
 const EVAL_EVERY = arg("eval-every", quick ? 30 : 100);
 const SEED = arg("seed", 1);
