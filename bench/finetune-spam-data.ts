@@ -210,3 +210,29 @@ export function headTail(ids: number[], length: number, head: number): number[] 
   if (ids.length <= length) return ids;
   return ids.slice(0, head).concat(ids.slice(ids.length - (length - head)));
 }
+
+/**
+ * Consecutive windows over a `[CLS] ... [SEP]` sequence: the content between the specials is cut into
+ * chunks of `length - 2` tokens (the last one aligned to the end, so it is full), each wrapped in
+ * `[CLS]`/`[SEP]`. With more than `max` chunks, `max` evenly spaced ones are kept, first and last included.
+ */
+export function windows(ids: number[], length: number, max: number): number[][] {
+  const w = length - 2;
+  const body = ids.slice(1, -1);
+  const [cls, sep] = [ids[0], ids[ids.length - 1]];
+  if (body.length <= w) return [ids];
+  const n = Math.ceil(body.length / w);
+  const starts = Array.from({ length: n }, (_, k) => Math.min(k * w, body.length - w));
+  const keep =
+    n <= max ? starts : Array.from({ length: max }, (_, k) => starts[Math.round((k * (n - 1)) / (max - 1))]);
+  return keep.map((s) => [cls, ...body.slice(s, s + w), sep]);
+}
+
+/** One window of `length` tokens at a uniformly random offset of a `[CLS] ... [SEP]` sequence. */
+export function randomWindow(ids: number[], length: number, rand: () => number): number[] {
+  const w = length - 2;
+  const body = ids.slice(1, -1);
+  if (body.length <= w) return ids;
+  const s = Math.floor(rand() * (body.length - w + 1));
+  return [ids[0], ...body.slice(s, s + w), ids[ids.length - 1]];
+}
