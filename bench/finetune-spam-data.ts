@@ -236,3 +236,35 @@ export function randomWindow(ids: number[], length: number, rand: () => number):
   const s = Math.floor(rand() * (body.length - w + 1));
   return [ids[0], ...body.slice(s, s + w), ids[ids.length - 1]];
 }
+
+/** Lower-cased word tokens for the naive-Bayes baseline. */
+export function words(t: string): string[] {
+  return t.toLowerCase().match(/[a-z0-9$!'][a-z0-9$!'-]*/g) ?? [];
+}
+
+/** Multinomial naive Bayes with add-one smoothing: true = spam, one prediction per test item. */
+export function naiveBayes(
+  train: { text: string; spam: boolean }[],
+  test: { text: string; spam: boolean }[],
+): boolean[] {
+  const counts = [new Map<string, number>(), new Map<string, number>()];
+  const totals = [0, 0];
+  const docs = [0, 0];
+  for (const m of train) {
+    const c = m.spam ? 1 : 0;
+    docs[c]++;
+    for (const w of words(m.text)) {
+      counts[c].set(w, (counts[c].get(w) ?? 0) + 1);
+      totals[c]++;
+    }
+  }
+  const vocab = new Set([...counts[0].keys(), ...counts[1].keys()]).size;
+  return test.map((m) => {
+    const score = [0, 1].map((c) => {
+      let s = Math.log(docs[c] / train.length);
+      for (const w of words(m.text)) s += Math.log(((counts[c].get(w) ?? 0) + 1) / (totals[c] + vocab));
+      return s;
+    });
+    return score[1] > score[0];
+  });
+}

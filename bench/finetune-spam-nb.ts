@@ -1,32 +1,9 @@
 /** Naive-Bayes probe of the email views on the validation split (cheap; guides bench/finetune-spam.ts). */
-import { loadMails, type Mail, mailText, splitMails } from "./finetune-spam-data.js";
+import { loadMails, type Mail, mailText, naiveBayes, splitMails } from "./finetune-spam-data.js";
 
-function words(t: string): string[] {
-  return t.toLowerCase().match(/[a-z0-9$!'][a-z0-9$!'-]*/g) ?? [];
-}
 function nb(train: { text: string; spam: boolean }[], test: { text: string; spam: boolean }[]): number {
-  const counts = [new Map<string, number>(), new Map<string, number>()];
-  const totals = [0, 0];
-  const docs = [0, 0];
-  for (const m of train) {
-    const c = m.spam ? 1 : 0;
-    docs[c]++;
-    for (const w of words(m.text)) {
-      counts[c].set(w, (counts[c].get(w) ?? 0) + 1);
-      totals[c]++;
-    }
-  }
-  const vocab = new Set([...counts[0].keys(), ...counts[1].keys()]).size;
-  let ok = 0;
-  for (const m of test) {
-    const s = [0, 1].map((c) => {
-      let s = Math.log(docs[c] / train.length);
-      for (const w of words(m.text)) s += Math.log(((counts[c].get(w) ?? 0) + 1) / (totals[c] + vocab));
-      return s;
-    });
-    if (s[1] > s[0] === m.spam) ok++;
-  }
-  return ok / test.length;
+  const pred = naiveBayes(train, test);
+  return pred.filter((p, i) => p === test[i].spam).length / test.length;
 }
 const t0 = performance.now();
 const mails = loadMails();

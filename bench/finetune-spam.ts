@@ -68,6 +68,7 @@ import {
   headTail,
   loadMails,
   mailText,
+  naiveBayes,
   randomWindow,
   splitMails,
   type View,
@@ -110,34 +111,6 @@ const POOL = sarg("pool", "logits") as "logits" | "logprobs";
 interface Item {
   text: string;
   spam: boolean;
-}
-
-function words(t: string): string[] {
-  return t.toLowerCase().match(/[a-z0-9$!'][a-z0-9$!'-]*/g) ?? [];
-}
-
-/** Multinomial naive Bayes with add-one smoothing. */
-function naiveBayes(train: Item[], test: Item[]): boolean[] {
-  const counts = [new Map<string, number>(), new Map<string, number>()];
-  const totals = [0, 0];
-  const docs = [0, 0];
-  for (const m of train) {
-    const c = m.spam ? 1 : 0;
-    docs[c]++;
-    for (const w of words(m.text)) {
-      counts[c].set(w, (counts[c].get(w) ?? 0) + 1);
-      totals[c]++;
-    }
-  }
-  const vocab = new Set([...counts[0].keys(), ...counts[1].keys()]).size;
-  return test.map((m) => {
-    const score = [0, 1].map((c) => {
-      let s = Math.log(docs[c] / train.length);
-      for (const w of words(m.text)) s += Math.log(((counts[c].get(w) ?? 0) + 1) / (totals[c] + vocab));
-      return s;
-    });
-    return score[1] > score[0];
-  });
 }
 
 interface Metrics {
