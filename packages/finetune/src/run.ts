@@ -207,21 +207,31 @@ function greedyCausal(
   return out;
 }
 
-function greedySeq2Seq(model: Seq2SeqLM, input: number[], maxNew: number): number[] {
+/**
+ * Greedy seq2seq decoding of one input: the encoder runs once, and the decoder feeds one token per
+ * step through the KV cache (its cross-attention keys/values are computed on the first step and
+ * reused). Gives the same ids as re-running the whole decoder on every step. Internal to `answer`
+ * (exported for its tests, not from the package index).
+ */
+export function greedySeq2Seq(model: Seq2SeqLM, input: number[], maxNew: number): number[] {
   const out: number[] = [];
+  if (maxNew <= 0) return out;
   const enc = tf.tidy(() => model.encode(tf.tensor2d([input], [1, input.length], "int32")).hidden);
+  // the decoder sees the start token + at most maxNew - 1 generated ones
+  const cache = model.createCache(1, maxNew);
   try {
-    for (let i = 0; i < maxNew; i++) {
-      const dec = [model.decoderStartTokenId, ...out];
-      const id = tf.tidy(() => {
-        const { logits } = model.decode(tf.tensor2d([dec], [1, dec.length], "int32"), enc);
-        const last = tf.slice(logits, [0, dec.length - 1, 0], [1, 1, -1]);
-        return tf.argMax(tf.reshape(last, [-1])).dataSync()[0];
+    let next = model.decoderStartTokenId;
+    while (out.length < maxNew) {
+      const prev = next;
+      next = tf.tidy(() => {
+        const { logits } = model.decode(tf.tensor2d([[prev]], [1, 1], "int32"), enc, { cache }); // (1, 1, V)
+        return tf.argMax(tf.reshape(logits, [-1])).dataSync()[0];
       });
-      if (id === model.eosTokenId) break;
-      out.push(id);
+      if (next === model.eosTokenId) break;
+      out.push(next);
     }
   } finally {
+    cache.dispose();
     enc.dispose();
   }
   return out;
