@@ -1,9 +1,15 @@
 import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { type RandomState, TypeformerError, tf } from "@typeformer/core";
+import {
+  type RandomState,
+  SafetensorsFile,
+  serializeSafetensors,
+  type TensorToWrite,
+  TypeformerError,
+  tf,
+} from "@typeformer/core";
 import { nodeIO, type TrainerIO, writeFileAtomic } from "./fs-util.js";
 import type { AdamW, OptimizerSnapshot } from "./optimizer.js";
-import { encodeSafetensorsF32, type HostTensor, readSafetensorsF32 } from "./tensor-file.js";
 import type { TrainableModel } from "./types.js";
 
 /** Everything besides tensors that an exact resume needs (`trainer-state.json`). */
@@ -121,15 +127,17 @@ export class CheckpointManager {
       await rm(tmp, { recursive: true, force: true });
       await mkdir(tmp, { recursive: true });
       if (model.save) await model.save(tmp);
-      const tensors = new Map<string, HostTensor>();
+      // F32 safetensors (core's writer: names sorted, so identical state gives identical bytes); the
+      // folder as a whole is the atomic unit, so the file goes through `io` (tests simulate a full disk)
+      const tensors: Record<string, TensorToWrite> = {};
       for (const [n, p] of model.namedParameters()) {
-        tensors.set(`param.${n}`, { shape: p.shape, data: (await p.data()) as Float32Array });
+        tensors[`param.${n}`] = { dtype: "F32", shape: p.shape, data: (await p.data()) as Float32Array };
       }
       const snap = await optimizer.snapshot();
-      for (const [n, t] of snap.tensors) tensors.set(n, t);
+      for (const [n, t] of snap.tensors) tensors[n] = { dtype: "F32", shape: t.shape, data: t.data };
       await this.io.writeFile(
         path.join(tmp, TENSORS_FILE),
-        encodeSafetensorsF32(tensors, { format: "typeformer-trainer", step: String(state.step) }),
+        serializeSafetensors(tensors, { format: "typeformer-trainer", step: String(state.step) }),
       );
       await this.io.writeFile(path.join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
       await rm(final, { recursive: true, force: true });
@@ -179,7 +187,7 @@ export class CheckpointManager {
       throw new TypeformerError("NOT_FOUND", `checkpoint ${dir} does not exist`, { path: dir });
     }
     const state = JSON.parse(await readFile(path.join(dir, STATE_FILE), "utf8")) as TrainerState;
-    const { tensors } = await readSafetensorsF32(path.join(dir, TENSORS_FILE));
+    const tensors = await readTensors(path.join(dir, TENSORS_FILE));
     for (const [n, p] of model.namedParameters()) {
       const t = tensors.get(`param.${n}`);
       if (!t) {
@@ -203,5 +211,17 @@ export class CheckpointManager {
     const snap: OptimizerSnapshot = { step: state.optimizerStep, tensors };
     optimizer.restore(snap);
     return state;
+  }
+}
+
+/** Every tensor of a `trainer-state.safetensors` file as float32 (core's validating reader). */
+async function readTensors(file: string): Promise<OptimizerSnapshot["tensors"]> {
+  const f = await SafetensorsFile.open(file);
+  try {
+    const tensors: OptimizerSnapshot["tensors"] = new Map();
+    for (const t of f.tensors()) tensors.set(t.name, { shape: t.shape, data: await f.readFloat32(t.name) });
+    return tensors;
+  } finally {
+    await f.close();
   }
 }
