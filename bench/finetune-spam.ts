@@ -53,6 +53,8 @@
  *   is drawn in training it is a fresh random window, first-random: the first window or a random one, half each)
  */
 
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { registerWasmKernels } from "@typeformer/attention";
 import { initBackend, Random, tf } from "@typeformer/core";
 import {
@@ -61,7 +63,7 @@ import {
   collateMasked,
   ExampleBatches,
 } from "@typeformer/finetune";
-import { createModel, type EncoderModel } from "@typeformer/models";
+import { createModel, type EncoderModel, fromPretrained } from "@typeformer/models";
 import { trainWordPiece } from "@typeformer/tokenizer";
 import { MaskedLMObjective, Trainer } from "@typeformer/trainer";
 import {
@@ -107,6 +109,18 @@ const WINDOWS = arg("windows", 0);
 const TRAIN_WINDOWS = sarg("train-windows", "head-tail") as "head-tail" | "random" | "first-random";
 /** How window predictions are pooled per email: mean logits or mean log-probabilities. */
 const POOL = sarg("pool", "logits") as "logits" | "logprobs";
+/** Masked-LM data: each training email's head+tail sequence, or every consecutive 128-token window of it. */
+const MLM_DATA = sarg("mlm-data", "head-tail") as "head-tail" | "windows";
+const MLM_LR = arg("mlm-lr", 1e-3);
+const MLM_BATCH = arg("mlm-batch", 16);
+/** Cache of the masked-LM-pretrained encoder: loaded when it exists, written after pretraining otherwise. */
+const PRETRAINED = sarg("pretrained", "");
+/** Exponential moving average of the fine-tuned weights (decay; 0 = off): validation and test read the average. */
+const EMA = arg("ema", 0);
+/** Checkpoint choice on validation: accuracy (first best), accuracy with ties broken by lower loss, or loss. */
+/** A cased WordPiece vocabulary (BERT-cased style) instead of the lower-cased default. */
+const CASED = argv.includes("--cased");
+const SELECT = sarg("select", "accuracy") as "accuracy" | "accuracy-loss" | "loss";
 
 interface Item {
   text: string;
@@ -156,21 +170,63 @@ interface RunResult {
   mlmLoss: number | null;
 }
 
-async function runOnce(
+/** Masked-LM pretraining of the encoder (or its cached result from `--pretrained DIR`); one per process. */
+let pretrainedCache: { weights: Map<string, tf.Tensor>; loss: number | null } | undefined;
+async function pretrainedEncoder(
   seed: number,
-  encoded: { train: number[][]; val: number[][]; test: number[][] },
-  full: { train: number[][]; val: number[][]; test: number[][] },
-  split: { train: Item[]; val: Item[]; test: Item[] },
+  encoded: { train: number[][] },
+  full: { train: number[][] },
   tok: Awaited<ReturnType<typeof trainWordPiece>>,
-): Promise<RunResult> {
-  const cls = tok.tokenToId("[CLS]")!;
-  const sep = tok.tokenToId("[SEP]")!;
-  const pad = tok.tokenToId("[PAD]")!;
-  const mask = tok.tokenToId("[MASK]")!;
-  const model = createModel<EncoderModel>(
+): Promise<{ weights: Map<string, tf.Tensor>; loss: number | null }> {
+  if (pretrainedCache) return pretrainedCache;
+  const keep = (m: EncoderModel, loss: number | null) => {
+    pretrainedCache = {
+      weights: new Map([...m.namedParameters()].map(([n, v]) => [n, tf.clone(v)])),
+      loss,
+    };
+    m.dispose();
+    return pretrainedCache;
+  };
+  if (PRETRAINED && existsSync(path.join(PRETRAINED, "config.json"))) {
+    const m = await fromPretrained<EncoderModel>(PRETRAINED);
+    return keep(m, null);
+  }
+  const [cls, sep, pad, mask] = ["[CLS]", "[SEP]", "[PAD]", "[MASK]"].map((t) => tok.tokenToId(t)!);
+  const model = newModel(tok.vocabSize, seed);
+  const seqs =
+    MLM_DATA === "windows" ? full.train.flatMap((ids) => windows(ids, MAX_LEN, 1e9)) : encoded.train;
+  const mlmData = seqs.filter((ids) => ids.length >= 16).map((ids) => ({ ids, mask: ids.map(() => 1) }));
+  const mlm = new Trainer({
+    model,
+    objective: new MaskedLMObjective(model, {
+      vocabSize: tok.vocabSize,
+      maskTokenId: mask,
+      specialTokenIds: [cls, sep, pad, mask],
+    }),
+    train: new ExampleBatches(mlmData, MLM_BATCH, (x) => collateMasked(x, pad), seed + 10),
+    steps: MLM_STEPS,
+    lr: { maxLr: MLM_LR, warmupSteps: Math.min(200, Math.ceil(MLM_STEPS / 10)), minLr: MLM_LR / 10 },
+    optimizer: { weightDecay: 0.01 },
+    gradClip: 1,
+    seed,
+    callbacks: {
+      onStep: (m) => {
+        if (m.step % 500 === 0)
+          console.log(`MLM step ${m.step}: loss ${m.loss.toFixed(3)} (${mlmData.length} sequences)`);
+      },
+    },
+  });
+  const loss = (await mlm.train()).finalLoss;
+  mlm.dispose();
+  if (PRETRAINED) await model.save(PRETRAINED);
+  return keep(model, loss);
+}
+
+function newModel(vocabSize: number, seed: number): EncoderModel {
+  return createModel<EncoderModel>(
     {
       modelType: "bert",
-      vocabSize: tok.vocabSize,
+      vocabSize,
       hiddenSize: HIDDEN,
       numLayers: LAYERS,
       numHeads: Math.max(2, HIDDEN / 64),
@@ -180,41 +236,47 @@ async function runOnce(
     },
     { seed },
   );
+}
+
+async function runOnce(
+  seed: number,
+  encoded: { train: number[][]; val: number[][]; test: number[][] },
+  full: { train: number[][]; val: number[][]; test: number[][] },
+  split: { train: Item[]; val: Item[]; test: Item[] },
+  tok: Awaited<ReturnType<typeof trainWordPiece>>,
+): Promise<RunResult> {
+  const pad = tok.tokenToId("[PAD]")!;
+  const model = newModel(tok.vocabSize, seed);
   try {
-    // ---- optional masked-LM pretraining on the (unlabelled) training texts
+    // ---- optional masked-LM pretraining on the (unlabelled) training texts, done once and shared by all seeds
     const ts = performance.now();
     let mlmLoss: number | null = null;
     if (MLM_STEPS > 0) {
-      const mlmData = encoded.train
-        .filter((ids) => ids.length >= 16)
-        .map((ids) => ({ ids, mask: ids.map(() => 1) }));
-      const mlm = new Trainer({
-        model,
-        objective: new MaskedLMObjective(model, {
-          vocabSize: tok.vocabSize,
-          maskTokenId: mask,
-          specialTokenIds: [cls, sep, pad, mask],
-        }),
-        train: new ExampleBatches(mlmData, 16, (x) => collateMasked(x, pad), seed + 10),
-        steps: MLM_STEPS,
-        lr: { maxLr: 1e-3, warmupSteps: 20, minLr: 1e-4 },
-        optimizer: { weightDecay: 0.01 },
-        gradClip: 1,
-        seed,
-      });
-      mlmLoss = (await mlm.train()).finalLoss;
-      mlm.dispose();
+      const pre = await pretrainedEncoder(seed, encoded, full, tok);
+      mlmLoss = pre.loss;
+      for (const [name, v] of model.namedParameters())
+        if (!name.startsWith("classifier.")) v.assign(pre.weights.get(name)!);
     }
     const mlmSec = (performance.now() - ts) / 1000;
 
     // ---- fine-tuning; validation accuracy every EVAL_EVERY steps, best weights kept
     const obj = new ClassificationObjective(model, { padTokenId: pad });
-    const predictTrunc = (ids: number[][]): boolean[] => {
-      const out: boolean[] = [];
+    /** Spam-minus-ham logit margins of the head+tail sequences. */
+    const margins = (ids: number[][]): number[] => {
+      const out: number[] = [];
       for (let i = 0; i < ids.length; i += 64) {
-        for (const p of obj.predict({ ids: ids.slice(i, i + 64), labels: [] })) out.push(p === 1);
+        const l = obj.logits({ ids: ids.slice(i, i + 64), labels: [] });
+        const a = l.dataSync();
+        l.dispose();
+        for (let j = 0; j < a.length; j += 2) out.push(a[j + 1] - a[j]);
       }
       return out;
+    };
+    const predictTrunc = (ids: number[][]): boolean[] => margins(ids).map((m) => m > 0);
+    /** Mean cross-entropy of the validation split (head+tail view). */
+    const valLoss = (): number => {
+      const m = margins(encoded.val);
+      return m.reduce((s, x, i) => s + Math.log1p(Math.exp(split.val[i].spam ? -x : x)), 0) / m.length;
     };
     /** Windowed prediction: every email's windows are classified, scores pooled per email (both poolings). */
     const predictWindows = (emails: number[][]): Record<"logits" | "logprobs", boolean[]> => {
@@ -264,16 +326,49 @@ async function runOnce(
         : headTail(ids, MAX_LEN, TRAIN_WINDOWS === "first-random" ? MAX_LEN - 1 : HEAD);
     const items = full.train.map((ids, i) => ({ ids, label: split.train[i].spam ? 1 : 0 }));
     const params = [...model.namedParameters()];
-    let best: { step: number; acc: number; weights: tf.Tensor[] } | undefined;
+    let best: { step: number; acc: number; loss: number; weights: tf.Tensor[] } | undefined;
     const curve: string[] = [];
-    const evalVal = (step: number) => {
-      const acc = metrics(predict("val", true), split.val).accuracy;
-      curve.push(`${step}:${(100 * acc).toFixed(2)}`);
-      if (!best || acc > best.acc) {
-        if (best) tf.dispose(best.weights);
-        best = { step, acc, weights: params.map(([, v]) => tf.clone(v)) };
+    // exponential moving average of the weights (decay warmed up as min(EMA, (1+t)/(10+t)))
+    const ema = EMA > 0 ? params.map(([, v]) => tf.variable(tf.clone(v), false)) : [];
+    const updateEma = (step: number) => {
+      const d = Math.min(EMA, (1 + step) / (10 + step));
+      tf.tidy(() => {
+        params.forEach(([, v], i) => {
+          ema[i].assign(ema[i].mul(d).add(v.mul(1 - d)));
+        });
+      });
+    };
+    /** Runs `f` with the averaged weights in the model (the raw ones restored after). */
+    const withEma = <T>(f: () => T): T => {
+      if (EMA <= 0) return f();
+      const raw = params.map(([, v]) => tf.clone(v));
+      params.forEach(([, v], i) => {
+        v.assign(ema[i]);
+      });
+      try {
+        return f();
+      } finally {
+        params.forEach(([, v], i) => {
+          v.assign(raw[i]);
+        });
+        tf.dispose(raw);
       }
     };
+    const evalVal = (step: number) =>
+      withEma(() => {
+        const acc = metrics(predict("val", true), split.val).accuracy;
+        const loss = SELECT === "accuracy" ? 0 : valLoss();
+        curve.push(`${step}:${(100 * acc).toFixed(2)}${SELECT === "accuracy" ? "" : `/${loss.toFixed(4)}`}`);
+        const better =
+          !best ||
+          (SELECT === "loss"
+            ? loss < best.loss
+            : acc > best.acc || (SELECT === "accuracy-loss" && acc === best.acc && loss < best.loss));
+        if (better) {
+          if (best) tf.dispose(best.weights);
+          best = { step, acc, loss, weights: params.map(([, v]) => tf.clone(v)) };
+        }
+      });
     const tf0 = performance.now();
     const trainer = new Trainer<ClassificationBatch>({
       model,
@@ -290,12 +385,14 @@ async function runOnce(
       seed,
       callbacks: {
         onStep: (m) => {
+          if (EMA > 0) updateEma(m.step);
           if (m.step % EVAL_EVERY === 0 || m.step === FT_STEPS) evalVal(m.step);
         },
       },
     });
     await trainer.train();
     trainer.dispose();
+    tf.dispose(ema);
     const ftSec = (performance.now() - tf0) / 1000;
     const b = best!;
     params.forEach(([, v], i) => {
@@ -347,7 +444,7 @@ async function main(): Promise<void> {
   const ts = performance.now();
   const tok = await trainWordPiece(
     split.train.map((m) => m.text),
-    { vocabSize: VOCAB, minFrequency: 3 },
+    { vocabSize: VOCAB, minFrequency: 3, lowercase: !CASED },
   );
   const enc = (ms: Item[]) =>
     ms.map((m) => headTail(tok.encode(m.text, { addSpecialTokens: true }), MAX_LEN, HEAD));
