@@ -120,6 +120,13 @@ const EMA = arg("ema", 0);
 /** Checkpoint choice on validation: accuracy (first best), accuracy with ties broken by lower loss, or loss. */
 /** A cased WordPiece vocabulary (BERT-cased style) instead of the lower-cased default. */
 const CASED = argv.includes("--cased");
+/**
+ * K-fold cross-validation over train+validation (the test split untouched): per fold a WordPiece vocabulary,
+ * naive Bayes and BERT are trained on the other folds; prints one `CV {json}` line per fold with correct counts
+ * at every evaluation step (`--folds 0,1` runs a subset; merge the lines with bench/finetune-spam-cv.ts).
+ */
+const CV = arg("cv", 0);
+const FOLDS = sarg("folds", "");
 const SELECT = sarg("select", "accuracy") as "accuracy" | "accuracy-loss" | "loss";
 
 interface Item {
@@ -158,12 +165,22 @@ function metrics(pred: boolean[], gold: Item[]): Metrics {
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
+interface StepRecord {
+  step: number;
+  correct: number;
+  rawCorrect?: number;
+}
+
 interface RunResult {
   seed: number;
   bestStep: number;
   val: Metrics;
   test?: Metrics;
   curve: string;
+  /** Correct validation predictions at every evaluation (EMA weights when on; raw weights too in CV mode). */
+  steps: StepRecord[];
+  /** Validation predictions at the last evaluation (the final step). */
+  lastPred: boolean[];
   params: number;
   mlmSec: number;
   ftSec: number;
@@ -328,6 +345,8 @@ async function runOnce(
     const params = [...model.namedParameters()];
     let best: { step: number; acc: number; loss: number; weights: tf.Tensor[] } | undefined;
     const curve: string[] = [];
+    const steps: StepRecord[] = [];
+    let lastPred: boolean[] = [];
     // exponential moving average of the weights (decay warmed up as min(EMA, (1+t)/(10+t)))
     const ema = EMA > 0 ? params.map(([, v]) => tf.variable(tf.clone(v), false)) : [];
     const updateEma = (step: number) => {
@@ -354,9 +373,14 @@ async function runOnce(
         tf.dispose(raw);
       }
     };
-    const evalVal = (step: number) =>
+    const evalVal = (step: number) => {
+      const raw = EMA > 0 && CV > 0 ? predict("val") : undefined;
       withEma(() => {
-        const acc = metrics(predict("val", true), split.val).accuracy;
+        const pred = predict("val", true);
+        const acc = metrics(pred, split.val).accuracy;
+        const correct = (p: boolean[]) => p.filter((x, i) => x === split.val[i].spam).length;
+        steps.push({ step, correct: correct(pred), rawCorrect: raw ? correct(raw) : undefined });
+        lastPred = pred;
         const loss = SELECT === "accuracy" ? 0 : valLoss();
         curve.push(`${step}:${(100 * acc).toFixed(2)}${SELECT === "accuracy" ? "" : `/${loss.toFixed(4)}`}`);
         const better =
@@ -369,6 +393,7 @@ async function runOnce(
           best = { step, acc, loss, weights: params.map(([, v]) => tf.clone(v)) };
         }
       });
+    };
     const tf0 = performance.now();
     const trainer = new Trainer<ClassificationBatch>({
       model,
@@ -408,7 +433,7 @@ async function runOnce(
             `val error (gold ${split.val[i].spam ? "spam" : "ham"}): ${JSON.stringify(split.val[i].text.slice(0, 300))}`,
           );
       });
-    const test = valOnly ? undefined : metrics(predict("test"), split.test);
+    const test = valOnly || CV > 0 ? undefined : metrics(predict("test"), split.test);
     let n = 0;
     for (const [, v] of params) n += v.size;
     return {
@@ -416,6 +441,8 @@ async function runOnce(
       bestStep: b.step,
       val,
       test,
+      steps,
+      lastPred,
       curve: curve.join(" ") + (WINDOWS > 0 ? ` (other pooling: ${altCurve.join(" ")})` : ""),
       params: n,
       mlmSec,
@@ -427,6 +454,53 @@ async function runOnce(
   }
 }
 
+/** WordPiece trained on `train`, and every split encoded as head+tail and as the whole email. */
+async function encodeSplits(split: { train: Item[]; val: Item[]; test: Item[] }) {
+  const tok = await trainWordPiece(
+    split.train.map((m) => m.text),
+    { vocabSize: VOCAB, minFrequency: 3, lowercase: !CASED },
+  );
+  const encFull = (ms: Item[]) => ms.map((m) => tok.encode(m.text, { addSpecialTokens: true }));
+  const full = { train: encFull(split.train), val: encFull(split.val), test: encFull(split.test) };
+  const ht = (e: number[][]) => e.map((ids) => headTail(ids, MAX_LEN, HEAD));
+  const encoded = { train: ht(full.train), val: ht(full.val), test: ht(full.test) };
+  return { tok, full, encoded };
+}
+
+async function crossValidate(pool: Item[]): Promise<void> {
+  if (MLM_STEPS > 0)
+    throw new Error("--cv does not pretrain (each fold has its own vocabulary); drop --mlm-steps");
+  const rng = new Random(7);
+  const order = pool.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const folds = FOLDS ? FOLDS.split(",").map(Number) : Array.from({ length: CV }, (_, f) => f);
+  for (const f of folds) {
+    const c0 = process.cpuUsage();
+    const held = order.filter((_, k) => k % CV === f).map((i) => pool[i]);
+    const rest = order.filter((_, k) => k % CV !== f).map((i) => pool[i]);
+    const split = { train: rest, val: held, test: [] as Item[] };
+    const nb = naiveBayes(rest, held);
+    const { tok, full, encoded } = await encodeSplits(split);
+    const r = await runOnce(SEED + f, encoded, full, split, tok);
+    const paired = { bothWrong: 0, bertOnlyWrong: 0, nbOnlyWrong: 0 };
+    held.forEach((m, i) => {
+      const bw = r.lastPred[i] !== m.spam;
+      const nw = nb[i] !== m.spam;
+      if (bw && nw) paired.bothWrong++;
+      else if (bw) paired.bertOnlyWrong++;
+      else if (nw) paired.nbOnlyWrong++;
+    });
+    const cpu = process.cpuUsage(c0);
+    const nbCorrect = nb.filter((p, i) => p === held[i].spam).length;
+    console.log(
+      `CV ${JSON.stringify({ fold: f, of: CV, n: held.length, nb: nbCorrect, steps: r.steps, last: paired, cpuSec: Math.round((cpu.user + cpu.system) / 1e6) })}`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   await initBackend({ backend: "wasm" });
   registerWasmKernels();
@@ -435,6 +509,7 @@ async function main(): Promise<void> {
   const sp = splitMails(loadMails());
   const toItems = (ms: typeof sp.train): Item[] => ms.map((m) => ({ text: mailText(m, VIEW), spam: m.spam }));
   const split = { train: toItems(sp.train), val: toItems(sp.val), test: toItems(sp.test) };
+  if (CV > 0) return crossValidate([...split.train, ...split.val]);
 
   const tb = performance.now();
   const nbVal = metrics(naiveBayes(split.train, split.val), split.val);
@@ -442,15 +517,7 @@ async function main(): Promise<void> {
   const nbSec = (performance.now() - tb) / 1000;
 
   const ts = performance.now();
-  const tok = await trainWordPiece(
-    split.train.map((m) => m.text),
-    { vocabSize: VOCAB, minFrequency: 3, lowercase: !CASED },
-  );
-  const enc = (ms: Item[]) =>
-    ms.map((m) => headTail(tok.encode(m.text, { addSpecialTokens: true }), MAX_LEN, HEAD));
-  const encoded = { train: enc(split.train), val: enc(split.val), test: enc(split.test) };
-  const encFull = (ms: Item[]) => ms.map((m) => tok.encode(m.text, { addSpecialTokens: true }));
-  const full = { train: encFull(split.train), val: encFull(split.val), test: encFull(split.test) };
+  const { tok, full, encoded } = await encodeSplits(split);
   const nWin = full.val.map((ids) => windows(ids, MAX_LEN, Math.max(1, WINDOWS)).length);
   if (WINDOWS > 0)
     console.log(
