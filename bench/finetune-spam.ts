@@ -127,6 +127,8 @@ const CASED = argv.includes("--cased");
  */
 const CV = arg("cv", 0);
 const FOLDS = sarg("folds", "");
+/** What the classifier reads: the [CLS] state (BERT's pooler) or the mean over the tokens. */
+const CLS_POOL = sarg("classifier-pooling", "cls") as "cls" | "mean";
 const SELECT = sarg("select", "accuracy") as "accuracy" | "accuracy-loss" | "loss";
 
 interface Item {
@@ -250,6 +252,7 @@ function newModel(vocabSize: number, seed: number): EncoderModel {
       intermediateSize: 4 * HIDDEN,
       maxPositions: MAX_LEN,
       numLabels: 2,
+      classifierPooling: CLS_POOL,
     },
     { seed },
   );

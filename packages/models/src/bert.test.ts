@@ -2,10 +2,10 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { tf } from "@typeformer/core";
+import { Random, tf } from "@typeformer/core";
 import { assertClose, describeEachBackend, expectNoLeaks, maxAbsDiff } from "@typeformer/test-utils";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type EncoderModel, fromPretrained } from "./index.js";
+import { type BertConfig, configFromHF, createModel, type EncoderModel, fromPretrained } from "./index.js";
 
 const dir = path.join(import.meta.dirname, "__fixtures__", "bert-tiny");
 const expected = JSON.parse(readFileSync(path.join(dir, "expected.json"), "utf8"));
@@ -71,6 +71,41 @@ describeEachBackend("bert-tiny", () => {
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  });
+
+  it("classifier_pooling mean: the pooler reads PyTorch's mean-pooled states (max |Δ| ≤ 1e-4), no leaks", async () => {
+    const mean = createModel<EncoderModel>({ ...(model.config as BertConfig), classifierPooling: "mean" });
+    try {
+      for (const [k, v] of model.namedParameters()) mean.namedParameters().get(k)!.assign(v);
+      const p = model.namedParameters();
+      const want = tf.tidy(() => {
+        const pooled = tf.tanh(
+          tf.add(
+            tf.matMul(tf.tensor2d(expected.mean_pooled), p.get("bert.pooler.dense.weight")!),
+            p.get("bert.pooler.dense.bias")!,
+          ),
+        );
+        return tf.add(tf.matMul(pooled, p.get("classifier.weight")!), p.get("classifier.bias")!);
+      });
+      const got = mean.classify(ids, opts);
+      assertClose(got, want, { atol: 1e-4, rtol: 0, label: "mean-pooled classifier" });
+      const cls = model.classify(ids, opts);
+      expect(maxAbsDiff(got, cls.arraySync() as number[][])).toBeGreaterThan(1e-3); // a different read-out
+      tf.dispose([want, got, cls]);
+      await expectNoLeaks(() => {
+        tf.dispose(mean.classify(ids, { ...opts, training: true, rng: new Random(1) }));
+      });
+    } finally {
+      mean.dispose();
+    }
+  });
+
+  it("classifier_pooling is read from and written to config.json; other values are typed errors", () => {
+    const c = configFromHF({ model_type: "bert", classifier_pooling: "mean" }) as BertConfig;
+    expect(c.classifierPooling).toBe("mean");
+    expect(() => configFromHF({ model_type: "bert", classifier_pooling: "max" })).toThrow(
+      /classifier_pooling = "max" is not supported/,
+    );
   });
 
   it("rejects bad inputs with typed errors", () => {

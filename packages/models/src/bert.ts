@@ -59,6 +59,12 @@ export interface BertConfig {
   numLabels: number;
   /** `classifier_dropout` (null = hiddenDropout). */
   classifierDropout: number | null;
+  /**
+   * What the pooler reads (`classifier_pooling`, "cls"): the first token, as Hugging Face's
+   * BertForSequenceClassification does, or "mean" over real tokens (as in ModernBERT's config). Transformers'
+   * BERT ignores this key, so a "mean" classifier only reproduces its logits in Typeformer.
+   */
+  classifierPooling: "cls" | "mean";
   /** The MLM decoder shares the word embeddings (`tie_word_embeddings`, true). */
   tieWordEmbeddings: boolean;
   /** Which heads the model carries (not in config.json: read from the checkpoint's tensors). */
@@ -84,6 +90,7 @@ export const BERT_DEFAULTS: BertConfig = {
   padTokenId: 0,
   numLabels: 2,
   classifierDropout: null,
+  classifierPooling: "cls",
   tieWordEmbeddings: true,
   withPooler: true,
   withMlmHead: true,
@@ -106,6 +113,13 @@ export const BERT_PRESETS: Record<string, Partial<BertConfig>> = {
 };
 
 // ----------------------------------------------------------------------------------- the model
+
+/** Mean of (B, T, C) hidden states over the tokens the attention mask keeps (all when none) → (B, C). */
+function meanOverTokens(x: tf.Tensor3D, attentionMask: tf.Tensor | undefined): tf.Tensor2D {
+  const [B, T] = x.shape;
+  const m = tf.reshape(tf.cast(attentionMask ?? tf.ones([B, T]), "float32"), [B, T, 1]); // (B, T, 1)
+  return tf.div(tf.sum(tf.mul(x, m), 1), tf.maximum(tf.sum(m, 1), 1e-9)) as tf.Tensor2D; // (B, C)
+}
 
 type Ctx = { training: boolean; rng?: Random; attentions?: tf.Tensor4D[] };
 
@@ -260,16 +274,19 @@ export class BertModel extends BaseModel<BertConfig> implements EncoderModel<Ber
     return tf.add(tf.matMul(h, w), this.p("cls.predictions.bias")) as tf.Tensor2D; // (N, V)
   }
 
-  /** Pooler (tanh dense on the first token) + classifier → (B, numLabels). */
+  /** Pooler (tanh dense on the first token, or on the token mean) + classifier → (B, numLabels). */
   classify(inputIds: tf.Tensor2D, opts: EncoderForwardOptions = {}): tf.Tensor2D {
     this.assertLive();
     this.needHead("withClassifier", "a classification head (bert.pooler.*, classifier.*)");
     const ctx: Ctx = { training: opts.training ?? false, rng: opts.rng };
     return tf.tidy(() => {
       const [B, T] = inputIds.shape;
-      const x = tf.reshape(this.run(inputIds, opts, ctx), [B, T, -1]); // (B, T, C)
-      const first = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, C)
-      const pooled = tf.tanh(this.dense(first, "bert.pooler.dense")) as tf.Tensor2D;
+      const x = tf.reshape(this.run(inputIds, opts, ctx), [B, T, -1]) as tf.Tensor3D; // (B, T, C)
+      const read =
+        this.config.classifierPooling === "mean"
+          ? meanOverTokens(x, opts.attentionMask)
+          : (tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D); // (B, C)
+      const pooled = tf.tanh(this.dense(read, "bert.pooler.dense")) as tf.Tensor2D;
       const p = this.config.classifierDropout ?? this.config.hiddenDropout;
       return this.dense(dropout(pooled, p, ctx.training, ctx.rng), "classifier"); // (B, numLabels)
     });
@@ -281,9 +298,8 @@ export class BertModel extends BaseModel<BertConfig> implements EncoderModel<Ber
     const ctx: Ctx = { training: opts.training ?? false, rng: opts.rng };
     return tf.tidy(() => {
       const [B, T] = inputIds.shape;
-      const x = tf.reshape(this.run(inputIds, opts, ctx), [B, T, -1]); // (B, T, C)
-      const m = tf.reshape(tf.cast(opts.attentionMask ?? tf.ones([B, T]), "float32"), [B, T, 1]); // (B, T, 1)
-      let mean = tf.div(tf.sum(tf.mul(x, m), 1), tf.maximum(tf.sum(m, 1), 1e-9)) as tf.Tensor2D; // (B, C)
+      const x = tf.reshape(this.run(inputIds, opts, ctx), [B, T, -1]) as tf.Tensor3D; // (B, T, C)
+      let mean = meanOverTokens(x, opts.attentionMask); // (B, C)
       if (opts.normalize) mean = tf.div(mean, tf.maximum(tf.norm(mean, 2, 1, true), 1e-12)) as tf.Tensor2D;
       return mean;
     });
@@ -366,6 +382,7 @@ export const BERT_SPEC: ArchitectureSpec<BertConfig> = {
     { key: "padTokenId", hf: "pad_token_id", type: "integer|null" },
     { key: "numLabels", hf: null, type: "integer" },
     { key: "classifierDropout", hf: "classifier_dropout", type: "number|null" },
+    { key: "classifierPooling", hf: "classifier_pooling", type: "string" },
     { key: "tieWordEmbeddings", hf: "tie_word_embeddings", type: "boolean" },
     { key: "withPooler", hf: null, type: "boolean" },
     { key: "withMlmHead", hf: null, type: "boolean" },
@@ -374,6 +391,7 @@ export const BERT_SPEC: ArchitectureSpec<BertConfig> = {
   readHF(json, c) {
     rejectUnsupported(json, "position_embedding_type", ["absolute"], "bert");
     rejectUnsupported(json, "is_decoder", [false], "bert");
+    rejectUnsupported(json, "classifier_pooling", ["cls", "mean"], "bert");
     const labels = json.id2label;
     if (labels !== undefined && (typeof labels !== "object" || labels === null || Array.isArray(labels))) {
       throw new TypeformerError(
