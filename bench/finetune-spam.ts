@@ -117,7 +117,10 @@ const MLM_BATCH = arg("mlm-batch", 16);
 const PRETRAINED = sarg("pretrained", "");
 /** Exponential moving average of the fine-tuned weights (decay; 0 = off): validation and test read the average. */
 const EMA = arg("ema", 0);
-/** Checkpoint choice on validation: accuracy (first best), accuracy with ties broken by lower loss, or loss. */
+/**
+ * Checkpoint choice on validation: accuracy (first best), accuracy with ties broken by lower loss, loss, or
+ * none (`last`: the final step's weights; the step count chosen beforehand by `--cv`).
+ */
 /** A cased WordPiece vocabulary (BERT-cased style) instead of the lower-cased default. */
 const CASED = argv.includes("--cased");
 /**
@@ -126,10 +129,12 @@ const CASED = argv.includes("--cased");
  * at every evaluation step (`--folds 0,1` runs a subset; merge the lines with bench/finetune-spam-cv.ts).
  */
 const CV = arg("cv", 0);
+/** Worker threads of the WebAssembly GEMM/attention kernels (2 uses both cores of this machine). */
+const THREADS = arg("threads", 1) === 2 ? 2 : 1;
 const FOLDS = sarg("folds", "");
 /** What the classifier reads: the [CLS] state (BERT's pooler) or the mean over the tokens. */
 const CLS_POOL = sarg("classifier-pooling", "cls") as "cls" | "mean";
-const SELECT = sarg("select", "accuracy") as "accuracy" | "accuracy-loss" | "loss";
+const SELECT = sarg("select", "accuracy") as "accuracy" | "accuracy-loss" | "loss" | "last";
 
 interface Item {
   text: string;
@@ -183,6 +188,8 @@ interface RunResult {
   steps: StepRecord[];
   /** Validation predictions at the last evaluation (the final step). */
   lastPred: boolean[];
+  /** Spam-minus-ham logit margins of the chosen weights (head+tail view), for the seed ensemble. */
+  ens?: { val: number[]; test?: number[] };
   params: number;
   mlmSec: number;
   ftSec: number;
@@ -388,6 +395,7 @@ async function runOnce(
         curve.push(`${step}:${(100 * acc).toFixed(2)}${SELECT === "accuracy" ? "" : `/${loss.toFixed(4)}`}`);
         const better =
           !best ||
+          SELECT === "last" ||
           (SELECT === "loss"
             ? loss < best.loss
             : acc > best.acc || (SELECT === "accuracy-loss" && acc === best.acc && loss < best.loss));
@@ -437,6 +445,11 @@ async function runOnce(
           );
       });
     const test = valOnly || CV > 0 ? undefined : metrics(predict("test"), split.test);
+    // logit margins for the seed ensemble (head+tail view only)
+    const ens =
+      WINDOWS <= 0 && CV <= 0
+        ? { val: margins(encoded.val), test: valOnly ? undefined : margins(encoded.test) }
+        : undefined;
     let n = 0;
     for (const [, v] of params) n += v.size;
     return {
@@ -446,6 +459,7 @@ async function runOnce(
       test,
       steps,
       lastPred,
+      ens,
       curve: curve.join(" ") + (WINDOWS > 0 ? ` (other pooling: ${altCurve.join(" ")})` : ""),
       params: n,
       mlmSec,
@@ -471,8 +485,8 @@ async function encodeSplits(split: { train: Item[]; val: Item[]; test: Item[] })
 }
 
 async function crossValidate(pool: Item[]): Promise<void> {
-  if (MLM_STEPS > 0)
-    throw new Error("--cv does not pretrain (each fold has its own vocabulary); drop --mlm-steps");
+  if (MLM_STEPS > 0 && PRETRAINED)
+    throw new Error("--cv pretrains per fold (own vocabulary); drop --pretrained");
   const rng = new Random(7);
   const order = pool.map((_, i) => i);
   for (let i = order.length - 1; i > 0; i--) {
@@ -485,6 +499,8 @@ async function crossValidate(pool: Item[]): Promise<void> {
     const held = order.filter((_, k) => k % CV === f).map((i) => pool[i]);
     const rest = order.filter((_, k) => k % CV !== f).map((i) => pool[i]);
     const split = { train: rest, val: held, test: [] as Item[] };
+    if (pretrainedCache) tf.dispose([...pretrainedCache.weights.values()]);
+    pretrainedCache = undefined; // masked-LM pretraining (when asked) on this fold's training emails only
     const nb = naiveBayes(rest, held);
     const { tok, full, encoded } = await encodeSplits(split);
     const r = await runOnce(SEED + f, encoded, full, split, tok);
@@ -492,6 +508,10 @@ async function crossValidate(pool: Item[]): Promise<void> {
     held.forEach((m, i) => {
       const bw = r.lastPred[i] !== m.spam;
       const nw = nb[i] !== m.spam;
+      if (SHOW_ERRORS && (bw || nw))
+        console.log(
+          `fold ${f} error: ${bw ? "BERT" : ""}${bw && nw ? "+" : ""}${nw ? "NB" : ""} gold ${m.spam ? "spam" : "ham"}, ${full.val[i].length} tokens: ${JSON.stringify(m.text.slice(0, 160))}`,
+        );
       if (bw && nw) paired.bothWrong++;
       else if (bw) paired.bertOnlyWrong++;
       else if (nw) paired.nbOnlyWrong++;
@@ -506,7 +526,7 @@ async function crossValidate(pool: Item[]): Promise<void> {
 
 async function main(): Promise<void> {
   await initBackend({ backend: "wasm" });
-  registerWasmKernels();
+  registerWasmKernels({ threads: THREADS });
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   const sp = splitMails(loadMails());
@@ -557,6 +577,14 @@ async function main(): Promise<void> {
     const t = `${(r.mlmSec + r.ftSec).toFixed(0)} s`;
     row(name, "val", r.val, t);
     if (r.test) row(name, "test", r.test, t);
+  }
+  if (runs.length > 1 && runs.every((r) => r.ens)) {
+    // the seeds' models as one classifier: mean spam-minus-ham logit margin
+    const vote = (k: "val" | "test") =>
+      runs[0].ens![k]!.map((_, i) => runs.reduce((s, r) => s + r.ens![k]![i], 0) > 0);
+    const name = `BERT ensemble of the ${runs.length} seeds (mean logit margin)`;
+    row(name, "val", metrics(vote("val"), split.val), "-");
+    if (!valOnly) row(name, "test", metrics(vote("test"), split.test), "-");
   }
   if (runs.length > 1) {
     const acc = (k: "val" | "test") => runs.map((r) => r[k]?.accuracy ?? Number.NaN);
