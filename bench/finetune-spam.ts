@@ -171,7 +171,6 @@ const CV = arg("cv", 0);
 const SAVE_MARGINS = sarg("save-margins", "");
 /** Comma-separated `--save-margins` files of other runs: their models join the seed ensemble. */
 const ENSEMBLE = sarg("ensemble", "");
-const extra: { seed: number; val: number[]; test?: number[] }[] = [];
 /** Worker threads of the WebAssembly GEMM/attention kernels (2 uses both cores of this machine). */
 const THREADS = arg("threads", 1) === 2 ? 2 : 1;
 const FOLDS = sarg("folds", "");
@@ -342,12 +341,9 @@ async function runOnce(
       }
       return out;
     };
-    const predictTrunc = (ids: number[][]): boolean[] => margins(ids).map((m) => m > 0);
-    /** Mean cross-entropy of the validation split (head+tail view). */
-    const valLoss = (): number => {
-      const m = margins(encoded.val);
-      return m.reduce((s, x, i) => s + Math.log1p(Math.exp(split.val[i].spam ? -x : x)), 0) / m.length;
-    };
+    /** Mean cross-entropy of the validation split from its head+tail margins. */
+    const valLoss = (m: number[]): number =>
+      m.reduce((s, x, i) => s + Math.log1p(Math.exp(split.val[i].spam ? -x : x)), 0) / m.length;
     /** Windowed prediction: every email's windows are classified, scores pooled per email (both poolings). */
     const predictWindows = (emails: number[][]): Record<"logits" | "logprobs", boolean[]> => {
       const wins = emails.map((ids) => windows(ids, MAX_LEN, WINDOWS));
@@ -380,14 +376,18 @@ async function runOnce(
       return out;
     };
     const altCurve: string[] = [];
-    const predict = (which: "val" | "test", record = false): boolean[] => {
-      if (WINDOWS <= 0) return predictTrunc(encoded[which]);
+    /** Predictions for a split, with the head+tail logit margins they come from (none with windows). */
+    const predict = (which: "val" | "test", record = false): { pred: boolean[]; margins?: number[] } => {
+      if (WINDOWS <= 0) {
+        const m = margins(encoded[which]);
+        return { pred: m.map((x) => x > 0), margins: m };
+      }
       const r = predictWindows(full[which]);
       if (record)
         altCurve.push(
           `${(100 * metrics(r[POOL === "logits" ? "logprobs" : "logits"], split[which]).accuracy).toFixed(2)}`,
         );
-      return r[POOL];
+      return { pred: r[POOL] };
     };
     const trainRand = new Random(seed + 2);
     const view = (ids: number[]): number[] =>
@@ -427,14 +427,14 @@ async function runOnce(
       }
     };
     const evalVal = (step: number) => {
-      const raw = EMA > 0 && CV > 0 ? predict("val") : undefined;
+      const raw = EMA > 0 && CV > 0 ? predict("val").pred : undefined;
       withEma(() => {
-        const pred = predict("val", true);
+        const { pred, margins: m } = predict("val", true);
         const acc = metrics(pred, split.val).accuracy;
         const correct = (p: boolean[]) => p.filter((x, i) => x === split.val[i].spam).length;
         steps.push({ step, correct: correct(pred), rawCorrect: raw ? correct(raw) : undefined });
         lastPred = pred;
-        const loss = SELECT === "accuracy" ? 0 : valLoss();
+        const loss = SELECT === "accuracy" ? 0 : valLoss(m ?? margins(encoded.val));
         curve.push(`${step}:${(100 * acc).toFixed(2)}${SELECT === "accuracy" ? "" : `/${loss.toFixed(4)}`}`);
         const better =
           !best ||
@@ -478,7 +478,8 @@ async function runOnce(
       v.assign(b.weights[i]);
     });
     tf.dispose(b.weights);
-    const valPred = predict("val");
+    const v = predict("val");
+    const valPred = v.pred;
     const val = metrics(valPred, split.val);
     if (SHOW_ERRORS)
       valPred.forEach((p, i) => {
@@ -487,12 +488,10 @@ async function runOnce(
             `val error (gold ${split.val[i].spam ? "spam" : "ham"}): ${JSON.stringify(split.val[i].text.slice(0, 300))}`,
           );
       });
-    const test = valOnly || CV > 0 ? undefined : metrics(predict("test"), split.test);
+    const t = valOnly || CV > 0 ? undefined : predict("test");
+    const test = t && metrics(t.pred, split.test);
     // logit margins for the seed ensemble (head+tail view only)
-    const ens =
-      WINDOWS <= 0 && CV <= 0
-        ? { val: margins(encoded.val), test: valOnly ? undefined : margins(encoded.test) }
-        : undefined;
+    const ens = v.margins && CV <= 0 ? { val: v.margins, test: t?.margins } : undefined;
     let n = 0;
     for (const [, v] of params) n += v.size;
     return {
@@ -595,6 +594,7 @@ async function main(): Promise<void> {
   for (let s = 0; s < SEEDS; s++) runs.push(await runOnce(SEED + s, encoded, full, split, tok));
   if (SAVE_MARGINS)
     writeFileSync(SAVE_MARGINS, JSON.stringify(runs.map((r) => ({ seed: r.seed, ...r.ens }))));
+  const extra: { seed: number; val: number[]; test?: number[] }[] = [];
   if (ENSEMBLE) {
     // models of other processes (their --save-margins files) join this run's seeds in the ensemble
     for (const f of ENSEMBLE.split(","))
