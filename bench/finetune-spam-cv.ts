@@ -13,6 +13,8 @@ interface FoldLine {
   nb: number;
   steps: { step: number; correct: number; rawCorrect?: number }[];
   last: { bothWrong: number; bertOnlyWrong: number; nbOnlyWrong: number };
+  /** Prediction variants of the same runs (correct, and errors shared with / only of BERT). */
+  variants?: Record<string, { correct: number; bothWrong: number; bertOnlyWrong: number }>;
   cpuSec: number;
 }
 
@@ -55,3 +57,15 @@ const last = all.reduce(
 console.log(
   `final step, paired with naive Bayes: both wrong ${last.bothWrong}, only BERT wrong ${last.bertOnlyWrong}, only naive Bayes wrong ${last.nbOnlyWrong}`,
 );
+if (all.every((f) => f.variants)) {
+  console.log(
+    "| prediction variant | BERT accuracy | errors | both wrong | only BERT wrong | only naive Bayes wrong |\n|---|---|---|---|---|---|",
+  );
+  for (const name of Object.keys(all[0].variants!)) {
+    const v = all.map((f) => f.variants![name]);
+    const c = v.reduce((s, x) => s + x.correct, 0);
+    const both = v.reduce((s, x) => s + x.bothWrong, 0);
+    const only = v.reduce((s, x) => s + x.bertOnlyWrong, 0);
+    console.log(`| ${name} | ${pct(c)} | ${n - c} | ${both} | ${only} | ${n - nb - both} |`);
+  }
+}

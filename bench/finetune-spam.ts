@@ -78,10 +78,11 @@
  * `node --conditions=source --import tsx bench/finetune-spam.ts [--quick] [--val-only] [--view subject-body|headers-body]
  *   [--max-length N] [--head N] [--vocab N] [--layers N] [--hidden N] [--mlm-steps N] [--ft-steps N] [--lr X]
  *   [--warmup N] [--batch N] [--eval-every N] [--seed N] [--seeds K] [--show-errors]
- *   [--windows N] [--train-windows head-tail|random|first-random] [--pool logits|logprobs]`
+ *   [--windows N] [--train-windows head-tail|random|first-random|head-tail-random] [--pool logits|logprobs]`
  *   (--show-errors: misclassified validation emails; --windows N > 0: an email is classified from up to N consecutive
  *   128-token windows, first and last kept, logits or log-probs averaged; --train-windows random: each time an email
- *   is drawn in training it is a fresh random window, first-random: the first window or a random one, half each)
+ *   is drawn in training it is a fresh random window, first-random: the first window or a random one, half each,
+ *   head-tail-random: the head+tail sequence or a random window, half each)
  *   [--classifier-pooling cls|mean] [--select accuracy|accuracy-loss|loss|last] [--ema DECAY] [--cased]
  *   [--mlm-data head-tail|windows] [--mlm-lr X] [--mlm-batch N] [--pretrained DIR] [--threads 1|2]
  *   [--save-margins FILE] [--ensemble FILE,FILE]
@@ -144,7 +145,11 @@ const SEEDS = arg("seeds", 1);
 /** Max windows per email at evaluation (0 = head+tail truncation to one sequence). */
 const WINDOWS = arg("windows", 0);
 /** Training view of a long email: head+tail truncation, or a fresh random window each time it is drawn. */
-const TRAIN_WINDOWS = sarg("train-windows", "head-tail") as "head-tail" | "random" | "first-random";
+const TRAIN_WINDOWS = sarg("train-windows", "head-tail") as
+  | "head-tail"
+  | "random"
+  | "first-random"
+  | "head-tail-random";
 /** How window predictions are pooled per email: mean logits or mean log-probabilities. */
 const POOL = sarg("pool", "logits") as "logits" | "logprobs";
 /** Masked-LM data: each training email's head+tail sequence, or every consecutive 128-token window of it. */
@@ -177,6 +182,27 @@ const FOLDS = sarg("folds", "");
 /** What the classifier reads: the [CLS] state (BERT's pooler) or the mean over the tokens. */
 const CLS_POOL = sarg("classifier-pooling", "mean") as "cls" | "mean";
 const SELECT = sarg("select", "last") as "accuracy" | "accuracy-loss" | "loss" | "last";
+/**
+ * Prediction variants scored from one training run (always in `--cv`, else with `--variants`): the weights of
+ * every evaluation from step `--avg-from` on are kept; `last` = the final step, `tavg` = the mean logit margin
+ * of those checkpoints (a temporal ensemble), `swa` = their averaged weights; each read the head+tail sequence,
+ * or (`win-`) the mean margin over up to `--eval-windows` windows covering the whole email, or (`mix-`) the
+ * mean of both margins.
+ */
+const VARIANT_NAMES = ["", "win-", "mix-"].flatMap((p) => ["last", "tavg", "swa"].map((v) => p + v));
+/** The variant the BERT rows (and `--save-margins`) report; `last` = the weights `--select` picked. */
+const PREDICT = sarg("predict", "last");
+if (!VARIANT_NAMES.includes(PREDICT))
+  throw new Error(`--predict: expected one of ${VARIANT_NAMES.join(", ")}, got ${JSON.stringify(PREDICT)}`);
+const VARIANTS = CV > 0 || argv.includes("--variants") || PREDICT !== "last";
+/** Only the final step's weights are kept when just a `*-last` variant is asked for. */
+const AVG_FROM = arg(
+  "avg-from",
+  CV > 0 || argv.includes("--variants") || !PREDICT.endsWith("last")
+    ? Math.floor(FT_STEPS / 2) + 1
+    : FT_STEPS,
+);
+const EVAL_WINDOWS = arg("eval-windows", 8);
 
 interface Item {
   text: string;
@@ -232,6 +258,8 @@ interface RunResult {
   lastPred: boolean[];
   /** Spam-minus-ham logit margins of the chosen weights (head+tail view), for the seed ensemble. */
   ens?: { val: number[]; test?: number[] };
+  /** Margins of each prediction variant (`--variants`, `--cv`). */
+  variants?: Record<string, { val: number[]; test?: number[] }>;
   params: number;
   mlmSec: number;
   ftSec: number;
@@ -341,6 +369,19 @@ async function runOnce(
       }
       return out;
     };
+    /** Mean margin over up to EVAL_WINDOWS windows covering each whole email. */
+    const windowMargins = (emails: number[][]): number[] => {
+      const wins = emails.map((ids) => windows(ids, MAX_LEN, EVAL_WINDOWS));
+      const m = margins(wins.flat());
+      let k = 0;
+      return wins.map((w) => {
+        let s = 0;
+        for (let j = 0; j < w.length; j++, k++) s += m[k];
+        return s / w.length;
+      });
+    };
+    /** Raw weights of every evaluation from AVG_FROM on (prediction variants). */
+    const snapshots: tf.Tensor[][] = [];
     /** Mean cross-entropy of the validation split from its head+tail margins. */
     const valLoss = (m: number[]): number =>
       m.reduce((s, x, i) => s + Math.log1p(Math.exp(split.val[i].spam ? -x : x)), 0) / m.length;
@@ -391,7 +432,8 @@ async function runOnce(
     };
     const trainRand = new Random(seed + 2);
     const view = (ids: number[]): number[] =>
-      TRAIN_WINDOWS === "random" || (TRAIN_WINDOWS === "first-random" && trainRand.float() < 0.5)
+      TRAIN_WINDOWS === "random" ||
+      ((TRAIN_WINDOWS === "first-random" || TRAIN_WINDOWS === "head-tail-random") && trainRand.float() < 0.5)
         ? randomWindow(ids, MAX_LEN, () => trainRand.float())
         : headTail(ids, MAX_LEN, TRAIN_WINDOWS === "first-random" ? MAX_LEN - 1 : HEAD);
     const items = full.train.map((ids, i) => ({ ids, label: split.train[i].spam ? 1 : 0 }));
@@ -427,6 +469,7 @@ async function runOnce(
       }
     };
     const evalVal = (step: number) => {
+      if (VARIANTS && step >= AVG_FROM) snapshots.push(params.map(([, v]) => tf.clone(v)));
       const raw = EMA > 0 && CV > 0 ? predict("val").pred : undefined;
       withEma(() => {
         const { pred, margins: m } = predict("val", true);
@@ -448,6 +491,44 @@ async function runOnce(
         }
       });
     };
+    /** The prediction variants' margins on val (and test), from the kept snapshots; the snapshots are freed. */
+    function scoreVariants(): Record<string, { val: number[]; test?: number[] }> {
+      const keys: ("val" | "test")[] = valOnly || CV > 0 ? ["val"] : ["val", "test"];
+      const load = (ws: tf.Tensor[]) =>
+        params.forEach(([, v], i) => {
+          v.assign(ws[i]);
+        });
+      const score = () =>
+        keys.map((k) => {
+          const ht = margins(encoded[k]);
+          const win = windowMargins(full[k]);
+          return { ht, win, mix: ht.map((x, j) => (x + win[j]) / 2) };
+        });
+      const per = snapshots.map((ws) => {
+        load(ws);
+        return score();
+      });
+      const avg = params.map((_, i) =>
+        tf.tidy(() => tf.addN(snapshots.map((s) => s[i])).div(snapshots.length)),
+      );
+      load(avg);
+      const swa = score();
+      tf.dispose(avg);
+      tf.dispose(snapshots.flat());
+      const mean = (a: number[][]) => a[0].map((_, j) => a.reduce((s, x) => s + x[j], 0) / a.length);
+      const out: Record<string, { val: number[]; test?: number[] }> = {};
+      for (const kind of ["ht", "win", "mix"] as const) {
+        const pre = kind === "ht" ? "" : `${kind}-`;
+        const pick = (f: (ki: number) => number[]) => ({
+          val: f(0),
+          test: keys.length > 1 ? f(1) : undefined,
+        });
+        out[`${pre}last`] = pick((ki) => per[per.length - 1][ki][kind]);
+        out[`${pre}tavg`] = pick((ki) => mean(per.map((p) => p[ki][kind])));
+        out[`${pre}swa`] = pick((ki) => swa[ki][kind]);
+      }
+      return out;
+    }
     const tf0 = performance.now();
     const trainer = new Trainer<ClassificationBatch>({
       model,
@@ -473,13 +554,15 @@ async function runOnce(
     trainer.dispose();
     tf.dispose(ema);
     const ftSec = (performance.now() - tf0) / 1000;
+    const variants = VARIANTS ? scoreVariants() : undefined;
     const b = best!;
     params.forEach(([, v], i) => {
       v.assign(b.weights[i]);
     });
     tf.dispose(b.weights);
     const v = predict("val");
-    const valPred = v.pred;
+    const pv = PREDICT === "last" ? undefined : variants?.[PREDICT];
+    const valPred = pv ? pv.val.map((x) => x > 0) : v.pred;
     const val = metrics(valPred, split.val);
     if (SHOW_ERRORS)
       valPred.forEach((p, i) => {
@@ -489,9 +572,9 @@ async function runOnce(
           );
       });
     const t = valOnly || CV > 0 ? undefined : predict("test");
-    const test = t && metrics(t.pred, split.test);
+    const test = t && metrics(pv?.test ? pv.test.map((x) => x > 0) : t.pred, split.test);
     // logit margins for the seed ensemble (head+tail view only)
-    const ens = v.margins && CV <= 0 ? { val: v.margins, test: t?.margins } : undefined;
+    const ens = pv ?? (v.margins && CV <= 0 ? { val: v.margins, test: t?.margins } : undefined);
     let n = 0;
     for (const [, v] of params) n += v.size;
     return {
@@ -502,6 +585,7 @@ async function runOnce(
       steps,
       lastPred,
       ens,
+      variants,
       curve: curve.join(" ") + (WINDOWS > 0 ? ` (other pooling: ${altCurve.join(" ")})` : ""),
       params: n,
       mlmSec,
@@ -560,8 +644,20 @@ async function crossValidate(pool: Item[]): Promise<void> {
     });
     const cpu = process.cpuUsage(c0);
     const nbCorrect = nb.filter((p, i) => p === held[i].spam).length;
+    const variants = Object.fromEntries(
+      Object.entries(r.variants ?? {}).map(([name, m]) => {
+        const v = { correct: 0, bothWrong: 0, bertOnlyWrong: 0 };
+        m.val.forEach((x, i) => {
+          const bw = x > 0 !== held[i].spam;
+          if (!bw) v.correct++;
+          else if (nb[i] !== held[i].spam) v.bothWrong++;
+          else v.bertOnlyWrong++;
+        });
+        return [name, v];
+      }),
+    );
     console.log(
-      `CV ${JSON.stringify({ fold: f, of: CV, n: held.length, nb: nbCorrect, steps: r.steps, last: paired, cpuSec: Math.round((cpu.user + cpu.system) / 1e6) })}`,
+      `CV ${JSON.stringify({ fold: f, of: CV, n: held.length, nb: nbCorrect, steps: r.steps, last: paired, variants, cpuSec: Math.round((cpu.user + cpu.system) / 1e6) })}`,
     );
   }
 }
@@ -628,10 +724,32 @@ async function main(): Promise<void> {
   row("naive Bayes (bag of words)", "val", nbVal, `${nbSec.toFixed(1)} s`);
   if (nbTest) row("naive Bayes (bag of words)", "test", nbTest, `${nbSec.toFixed(1)} s`);
   for (const r of runs) {
-    const name = `BERT seed ${r.seed} (${MLM_STEPS} MLM + best of ${FT_STEPS} fine-tuning steps: ${r.bestStep})`;
+    const name = `BERT seed ${r.seed} (${MLM_STEPS} MLM + best of ${FT_STEPS} fine-tuning steps: ${r.bestStep}${PREDICT === "last" ? "" : `, prediction ${PREDICT}`})`;
     const t = `${(r.mlmSec + r.ftSec).toFixed(0)} s`;
     row(name, "val", r.val, t);
     if (r.test) row(name, "test", r.test, t);
+    for (const [v, m] of Object.entries(argv.includes("--variants") ? (r.variants ?? {}) : {})) {
+      const vn = `BERT seed ${r.seed}, variant ${v}`;
+      row(
+        vn,
+        "val",
+        metrics(
+          m.val.map((x) => x > 0),
+          split.val,
+        ),
+        t,
+      );
+      if (m.test)
+        row(
+          vn,
+          "test",
+          metrics(
+            m.test.map((x) => x > 0),
+            split.test,
+          ),
+          t,
+        );
+    }
   }
   const members = [...runs.map((r) => ({ seed: r.seed, ...r.ens! })), ...extra];
   if (members.length > 1 && runs.every((r) => r.ens)) {
