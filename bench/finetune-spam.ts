@@ -479,12 +479,14 @@ async function runOnce(
         lastPred = pred;
         const loss = SELECT === "accuracy" ? 0 : valLoss(m ?? margins(encoded.val));
         curve.push(`${step}:${(100 * acc).toFixed(2)}${SELECT === "accuracy" ? "" : `/${loss.toFixed(4)}`}`);
+        // `last` keeps only the final step's weights (no copy at the earlier evaluations)
         const better =
-          !best ||
-          SELECT === "last" ||
-          (SELECT === "loss"
-            ? loss < best.loss
-            : acc > best.acc || (SELECT === "accuracy-loss" && acc === best.acc && loss < best.loss));
+          SELECT === "last"
+            ? step === FT_STEPS
+            : !best ||
+              (SELECT === "loss"
+                ? loss < best.loss
+                : acc > best.acc || (SELECT === "accuracy-loss" && acc === best.acc && loss < best.loss));
         if (better) {
           if (best) tf.dispose(best.weights);
           best = { step, acc, loss, weights: params.map(([, v]) => tf.clone(v)) };
@@ -660,6 +662,8 @@ async function crossValidate(pool: Item[]): Promise<void> {
       `CV ${JSON.stringify({ fold: f, of: CV, n: held.length, nb: nbCorrect, steps: r.steps, last: paired, variants, cpuSec: Math.round((cpu.user + cpu.system) / 1e6) })}`,
     );
   }
+  if (pretrainedCache) tf.dispose([...pretrainedCache.weights.values()]);
+  pretrainedCache = undefined;
 }
 
 async function main(): Promise<void> {

@@ -243,12 +243,14 @@ it("resume after SIGKILL at an arbitrary step reproduces the uninterrupted loss 
   const killed = await tmp();
   const repoRoot = path.join(here, "../../..");
   const script = path.join(here, "__fixtures__", "tiny-run.ts");
-  const killAt = 5 + Math.floor(Math.random() * 4); // between checkpoints or right after one
+  // between checkpoints or right after one; the child pauses after this step's metrics line (before the
+  // checkpoint of an even step), so the kill cannot miss it however slow this poll is under load
+  const killAt = 5 + Math.floor(Math.random() * 4);
   await new Promise<void>((resolve, reject) => {
     // node itself (not the tsx wrapper, which would leave its node child running after SIGKILL)
     const child = spawn(
       process.execPath,
-      ["--conditions=source", "--import", "tsx", script, killed, String(steps)],
+      ["--conditions=source", "--import", "tsx", script, killed, String(steps), "fresh", String(killAt)],
       {
         cwd: repoRoot,
         stdio: ["ignore", "ignore", "inherit"],

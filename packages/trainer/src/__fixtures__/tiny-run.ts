@@ -1,7 +1,9 @@
 /**
  * A complete tiny training run (used by the resume test as a child process):
- *   tsx --conditions=source tiny-run.ts <runDir> <steps> [resume]
- * Prints nothing; the run's metrics.jsonl holds the loss sequence.
+ *   tsx --conditions=source tiny-run.ts <runDir> <steps> [resume|fresh] [pauseAt]
+ * Prints nothing; the run's metrics.jsonl holds the loss sequence. With `pauseAt`, the run stops after that
+ * step's metrics line (before its checkpoint) and waits to be killed, so the kill lands on that step however
+ * loaded the machine is.
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -12,7 +14,7 @@ import { Trainer } from "../trainer.js";
 import { RHYME, TestCharTokenizer } from "./char-tokenizer.js";
 import { TinyLM } from "./tiny-model.js";
 
-export async function tinyRun(runDir: string, steps: number, resume: boolean, extra: { stepDelayMs?: number } = {}) {
+export async function tinyRun(runDir: string, steps: number, resume: boolean, extra: { stepDelayMs?: number; pauseAt?: number } = {}) {
   await initBackend({ backend: (process.env.TINY_BACKEND as "wasm" | "cpu") ?? "wasm" });
   const tok = new TestCharTokenizer(RHYME);
   const data = path.join(runDir, "data");
@@ -38,9 +40,13 @@ export async function tinyRun(runDir: string, steps: number, resume: boolean, ex
     checkpointEvery: 2,
     checkpoint: { keepLast: 2 },
     resume,
-    callbacks: extra.stepDelayMs
-      ? { onStep: () => new Promise((r) => setTimeout(r, extra.stepDelayMs)) }
-      : undefined,
+    callbacks: {
+      onStep: async (m) => {
+        if (extra.pauseAt !== undefined && m.step >= extra.pauseAt)
+          await new Promise(() => setInterval(() => {}, 1000)); // never resolves: waits for SIGKILL
+        if (extra.stepDelayMs) await new Promise((r) => setTimeout(r, extra.stepDelayMs));
+      },
+    },
   });
   const report = await trainer.train();
   trainer.dispose();
@@ -51,6 +57,8 @@ export async function tinyRun(runDir: string, steps: number, resume: boolean, ex
 }
 
 if (process.argv[1]?.endsWith("tiny-run.ts")) {
-  const [runDir, steps, resume] = process.argv.slice(2);
-  await tinyRun(runDir, Number(steps), resume === "resume", { stepDelayMs: 30 });
+  const [runDir, steps, resume, pauseAt] = process.argv.slice(2);
+  await tinyRun(runDir, Number(steps), resume === "resume", {
+    pauseAt: pauseAt ? Number(pauseAt) : undefined,
+  });
 }
