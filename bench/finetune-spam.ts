@@ -103,8 +103,9 @@
  *   [--mlm-data head-tail|windows] [--mlm-lr X] [--mlm-batch N] [--pretrained DIR] [--threads 1|2]
  *   [--save-margins FILE] [--ensemble FILE,FILE]
  *   [--predict last|tavg|swa|win-last|win-tavg|win-swa|mix-last|mix-tavg|mix-swa] [--variants] [--avg-from STEP]
- *   [--eval-windows N]
- *   (--variants: a row per prediction variant; --avg-from: first checkpoint of tavg/swa)
+ *   [--eval-windows N] [--refit]
+ *   (--variants: a row per prediction variant; --avg-from: first checkpoint of tavg/swa; --refit: both models
+ *   trained on train+validation, for the final test score once every setting is fixed)
  *   [--cv K [--folds a,b]]
  *   (--pretrained DIR: the masked-LM encoder is loaded from DIR, or pretrained once and saved there; --cv K:
  *   K-fold cross-validation over train+validation, one `CV {json}` line per fold, --show-errors lists both
@@ -198,6 +199,13 @@ const ENSEMBLE = sarg("ensemble", "");
 /** Worker threads of the WebAssembly GEMM/attention kernels (2 uses both cores of this machine). */
 const THREADS = arg("threads", 1) === 2 ? 2 : 1;
 const FOLDS = sarg("folds", "");
+/**
+ * Final fit on train+validation (both models; the test split untouched): every setting is fixed beforehand
+ * (`--select last` and the step count come from `--cv`), so validation is no longer needed for choosing.
+ * Validation rows are then labelled as training data.
+ */
+const REFIT = argv.includes("--refit");
+const VAL = REFIT ? "val (trained on)" : "val";
 /** What the classifier reads: the [CLS] state (BERT's pooler) or the mean over the tokens. */
 const CLS_POOL = sarg("classifier-pooling", "mean") as "cls" | "mean";
 const SELECT = sarg("select", "last") as "accuracy" | "accuracy-loss" | "loss" | "last";
@@ -698,6 +706,11 @@ async function main(): Promise<void> {
   const toItems = (ms: typeof sp.train): Item[] => ms.map((m) => ({ text: mailText(m, VIEW), spam: m.spam }));
   const split = { train: toItems(sp.train), val: toItems(sp.val), test: toItems(sp.test) };
   if (CV > 0) return crossValidate([...split.train, ...split.val]);
+  if (REFIT) {
+    if (SELECT !== "last")
+      throw new Error(`--refit needs --select last (validation is trained on), got ${SELECT}`);
+    split.train = [...split.train, ...split.val];
+  }
 
   const tb = performance.now();
   const nbVal = metrics(naiveBayes(split.train, split.val), split.val);
@@ -734,7 +747,7 @@ async function main(): Promise<void> {
 
   const r0 = runs[0];
   console.log(
-    `SpamAssassin (MIME-decoded, de-duplicated, view ${VIEW}): ${split.train.length} train / ${split.val.length} val / ${split.test.length} test emails; ` +
+    `SpamAssassin (MIME-decoded, de-duplicated, view ${VIEW}): ${split.train.length} train${REFIT ? " (train+val)" : ""} / ${split.val.length} val / ${split.test.length} test emails; ` +
       `WordPiece ${tok.vocabSize} (${tokSec.toFixed(0)} s); BERT ${LAYERS}x${HIDDEN} ${r0.params.toLocaleString()} params, max ${MAX_LEN} tokens (head ${HEAD}); ` +
       `MLM ${MLM_STEPS} steps (loss ${r0.mlmLoss?.toFixed(3) ?? "-"}, ${r0.mlmSec.toFixed(0)} s); fine-tune ${FT_STEPS} steps x ${FT_BATCH}, lr ${FT_LR}, warmup ${FT_WARMUP} ` +
       `(${r0.ftSec.toFixed(0)} s); whole bench ${total.toFixed(0)} s wall, ${cpuSec.toFixed(0)} s CPU`,
@@ -748,18 +761,18 @@ async function main(): Promise<void> {
     console.log(
       `| ${n} | ${s} | ${pct(m.accuracy)} | ${pct(m.f1)} | ${pct(m.precision)} | ${pct(m.recall)} | ${t} |`,
     );
-  row("naive Bayes (bag of words)", "val", nbVal, `${nbSec.toFixed(1)} s`);
+  row("naive Bayes (bag of words)", VAL, nbVal, `${nbSec.toFixed(1)} s`);
   if (nbTest) row("naive Bayes (bag of words)", "test", nbTest, `${nbSec.toFixed(1)} s`);
   for (const r of runs) {
     const name = `BERT seed ${r.seed} (${MLM_STEPS} MLM + best of ${FT_STEPS} fine-tuning steps: ${r.bestStep}${PREDICT === "last" ? "" : `, prediction ${PREDICT}`})`;
     const t = `${(r.mlmSec + r.ftSec).toFixed(0)} s`;
-    row(name, "val", r.val, t);
+    row(name, VAL, r.val, t);
     if (r.test) row(name, "test", r.test, t);
     for (const [v, m] of Object.entries(argv.includes("--variants") ? (r.variants ?? {}) : {})) {
       const vn = `BERT seed ${r.seed}, variant ${v}`;
       row(
         vn,
-        "val",
+        VAL,
         metrics(
           m.val.map((x) => x > 0),
           split.val,
@@ -784,7 +797,7 @@ async function main(): Promise<void> {
     const vote = (k: "val" | "test") =>
       members[0][k]!.map((_, i) => members.reduce((s, r) => s + r[k]![i], 0) > 0);
     const name = `BERT ensemble of seeds ${members.map((m) => m.seed).join("+")} (mean logit margin)`;
-    row(name, "val", metrics(vote("val"), split.val), "-");
+    row(name, VAL, metrics(vote("val"), split.val), "-");
     if (!valOnly) row(name, "test", metrics(vote("test"), split.test), "-");
   }
   if (runs.length > 1) {
