@@ -5,6 +5,7 @@
  * `node --import tsx bench/finetune-spam-cv.ts run-a.log run-b.log`
  */
 import { readFileSync } from "node:fs";
+import { mcnemar } from "./finetune-spam-data.js";
 
 interface FoldLine {
   fold: number;
@@ -57,15 +58,20 @@ const last = all.reduce(
 console.log(
   `final step, paired with naive Bayes: both wrong ${last.bothWrong}, only BERT wrong ${last.bertOnlyWrong}, only naive Bayes wrong ${last.nbOnlyWrong}`,
 );
+console.log(
+  `  (McNemar exact p, final step vs naive Bayes: ${mcnemar(last.bertOnlyWrong, last.nbOnlyWrong).toFixed(2)})`,
+);
 if (all.every((f) => f.variants)) {
   console.log(
-    "| prediction variant | BERT accuracy | errors | both wrong | only BERT wrong | only naive Bayes wrong |\n|---|---|---|---|---|---|",
+    "| prediction variant | BERT accuracy | errors | both wrong | only BERT wrong | only naive Bayes wrong | McNemar p |\n|---|---|---|---|---|---|---|",
   );
   for (const name of Object.keys(all[0].variants!)) {
     const v = all.map((f) => f.variants![name]);
     const c = v.reduce((s, x) => s + x.correct, 0);
     const both = v.reduce((s, x) => s + x.bothWrong, 0);
     const only = v.reduce((s, x) => s + x.bertOnlyWrong, 0);
-    console.log(`| ${name} | ${pct(c)} | ${n - c} | ${both} | ${only} | ${n - nb - both} |`);
+    console.log(
+      `| ${name} | ${pct(c)} | ${n - c} | ${both} | ${only} | ${n - nb - both} | ${mcnemar(only, n - nb - both).toFixed(2)} |`,
+    );
   }
 }

@@ -268,3 +268,15 @@ export function naiveBayes(
     return score[1] > score[0];
   });
 }
+
+/** Exact two-sided McNemar p-value: b and c are the emails only one of the two models gets wrong. */
+export function mcnemar(b: number, c: number): number {
+  const n = b + c;
+  let tail = 0;
+  let term = 0.5 ** n; // C(n, 0) / 2^n, then C(n, i) / 2^n by the ratio (n - i + 1) / i
+  for (let i = 0; i <= Math.min(b, c); i++) {
+    if (i > 0) term *= (n - i + 1) / i;
+    tail += term;
+  }
+  return Math.min(1, 2 * tail);
+}

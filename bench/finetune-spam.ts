@@ -89,7 +89,11 @@
  * 98.31% (mean 98.43%; F1 97.74 / 97.50 / 97.35%), up from 98.31 / 98.14 / 98.06% with head+tail alone; the
  * ensemble of the three 98.73% (F1 98.02%), naive Bayes 98.73% (F1 98.03%). So a single BERT is still 0.30
  * points (3-4 emails) below naive Bayes on test, and above it by 0.11 points (5 emails) in cross-validation;
- * the three-model ensemble ties it.
+ * the three-model ensemble ties it. Final fit on train+validation (`--refit`, decided after that test score; each
+ * seed scored once): naive Bayes 98.82% (F1 98.17%); BERT 98.73 / 98.73 / 98.48% (F1 98.01 / 98.03 / 97.62%),
+ * the ensemble 98.90% (F1 98.28%). A 4-layer BERT (2x compute, CV fold 0 only): mix-last 1,167 vs 1,170 correct.
+ * Every test difference is 1-4 emails of 1,185 (the paired McNemar line printed at the end says how many emails
+ * only one model gets wrong): a tie with naive Bayes, not a win.
  *
  * `node --conditions=source --import tsx bench/finetune-spam.ts [--quick] [--val-only] [--view subject-body|headers-body]
  *   [--max-length N] [--head N] [--vocab N] [--layers N] [--hidden N] [--mlm-steps N] [--ft-steps N] [--lr X]
@@ -129,6 +133,7 @@ import {
   headTail,
   loadMails,
   mailText,
+  mcnemar,
   naiveBayes,
   randomWindow,
   splitMails,
@@ -714,7 +719,8 @@ async function main(): Promise<void> {
 
   const tb = performance.now();
   const nbVal = metrics(naiveBayes(split.train, split.val), split.val);
-  const nbTest = valOnly ? undefined : metrics(naiveBayes(split.train, split.test), split.test);
+  const nbTestPred = valOnly ? undefined : naiveBayes(split.train, split.test);
+  const nbTest = nbTestPred && metrics(nbTestPred, split.test);
   const nbSec = (performance.now() - tb) / 1000;
 
   const ts = performance.now();
@@ -806,6 +812,34 @@ async function main(): Promise<void> {
       `mean ${pct(a.reduce((x, y) => x + y, 0) / a.length)}, min ${pct(Math.min(...a))}, max ${pct(Math.max(...a))}`;
     console.log(`BERT over ${runs.length} seeds: val accuracy ${desc(acc("val"))}`);
     if (!valOnly) console.log(`BERT over ${runs.length} seeds: test accuracy ${desc(acc("test"))}`);
+  }
+  if (nbTestPred) {
+    // email by email against naive Bayes on test: the emails only one model gets wrong decide the comparison
+    const paired = (name: string, pred: boolean[]) => {
+      let both = 0;
+      let onlyBert = 0;
+      let onlyNb = 0;
+      pred.forEach((p, i) => {
+        const g = split.test[i].spam;
+        if (p !== g && nbTestPred[i] !== g) both++;
+        else if (p !== g) onlyBert++;
+        else if (nbTestPred[i] !== g) onlyNb++;
+      });
+      console.log(
+        `test, ${name} vs naive Bayes: both wrong ${both}, only BERT wrong ${onlyBert}, only naive Bayes wrong ${onlyNb} (McNemar exact p ${mcnemar(onlyBert, onlyNb).toFixed(2)})`,
+      );
+    };
+    for (const m of members)
+      if (m.test)
+        paired(
+          `BERT seed ${m.seed}`,
+          m.test.map((x) => x > 0),
+        );
+    if (members.length > 1 && members.every((m) => m.test))
+      paired(
+        "BERT ensemble",
+        members[0].test!.map((_, i) => members.reduce((s, m) => s + m.test![i], 0) > 0),
+      );
   }
   if (nbTest && r0.test)
     console.log(`ratio test accuracy ours/baseline: ${(r0.test.accuracy / nbTest.accuracy).toFixed(4)}`);
