@@ -121,6 +121,48 @@ describeEachBackend("KVCache", () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it("selectRows reorders and duplicates rows (beam search) with contents, lengths and masks following", () => {
+    const before = tf.memory().numTensors;
+    const a = new KVCache({ numLayers: 2, batch: 3, numKvHeads: H, headDim: D, maxLength: 12 });
+    const ka = rows(3, 4, 7);
+    const va = rows(3, 4, 8);
+    const mask = [
+      [0, 0, 1, 1],
+      [0, 1, 1, 1],
+      [1, 1, 1, 1],
+    ];
+    for (const l of [0, 1]) tf.dispose(Object.values(a.update(l, ka, va, l === 0 ? mask : undefined)));
+    a.selectRows([1, 1, 0]); // row 2 (the only one using slot 0) leaves → slot 0 is dropped
+    expect(a.batch).toBe(3);
+    expect(a.length).toBe(3);
+    expect(a.lengths).toEqual([3, 3, 2]);
+    const km = a.keyMask();
+    expect(Array.from(km.dataSync())).toEqual([1, 1, 1, 1, 1, 1, 0, 1, 1]);
+    const got = a.get(1)!;
+    for (const [to, from] of [
+      [0, 1],
+      [1, 1],
+      [2, 0],
+    ])
+      for (let s = 0; s < 3; s++) {
+        assertClose(slot(got.k, to, 1, s), slot(ka, from, 1, s + 1), { atol: 0 });
+        assertClose(slot(got.v, to, 0, s), slot(va, from, 0, s + 1), { atol: 0 });
+      }
+    // the duplicated rows are independent from here on: a decode step appends different keys to each
+    const k1 = rows(3, 1, 9);
+    for (const l of [0, 1]) tf.dispose(Object.values(a.update(l, k1, k1)));
+    const got2 = a.get(0)!;
+    assertClose(slot(got2.k, 0, 0, 3), slot(k1, 0, 0, 0), { atol: 0 });
+    assertClose(slot(got2.k, 1, 0, 3), slot(k1, 1, 0, 0), { atol: 0 });
+    expect(a.lengths).toEqual([4, 4, 3]);
+    expect(() => a.selectRows([3])).toThrow(/received \[3\]/);
+    a.selectRows([]);
+    expect(a.batch).toBe(0);
+    tf.dispose([ka, va, km, got.k, got.v, k1, got2.k, got2.v]);
+    a.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it("throws typed errors naming the values: bad shapes, layers, overflow, mid-step edits", () => {
     const cache = new KVCache({ numLayers: 2, batch: 1, numKvHeads: H, headDim: D, maxLength: 3 });
     const k = rows(1, 2, 1);

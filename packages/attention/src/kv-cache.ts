@@ -524,6 +524,30 @@ export class KVCache {
     } else this.compact();
   }
 
+  /**
+   * Row `rows[i]` becomes row i; rows may repeat or be left out (beam search: each surviving hypothesis
+   * continues its parent's keys/values, duplicated when several hypotheses extend the same parent).
+   */
+  selectRows(rows: number[]): void {
+    this.idle("selectRows");
+    const B = this.batch;
+    for (const r of rows) {
+      if (!(Number.isInteger(r) && r >= 0 && r < B)) {
+        bad("INVALID_ARGUMENT", `rows must be indices in [0, ${B}); received ${describeValue(rows)}`, {
+          rows,
+        });
+      }
+    }
+    if (rows.length === B && rows.every((r, i) => r === i)) return;
+    this.replaceAll((x) => (rows.length === 0 ? null : tf.tidy(() => tf.gather(x, rows, 0))));
+    this.valid = rows.map((b) => this.valid[b].slice());
+    this.rowLengths = rows.map((b) => this.rowLengths[b]);
+    if (rows.length === 0) {
+      this.committed = 0;
+      this.layerSlots.fill(0);
+    } else this.compact();
+  }
+
   /** Appends the rows of `other` (same layers/heads/dims) after this cache's rows, right-aligned. `other` is left as it was. */
   concatRows(other: KVCache): void {
     this.idle("concatRows");

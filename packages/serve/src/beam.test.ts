@@ -121,6 +121,75 @@ describe("beam search", () => {
       expect(tf.memory().numTensors).toBe(before);
     });
 
+    it("causal beam search with the KV cache (rows reordered per step) = recomputing every prefix; no leaks", () => {
+      const llama = createModel(
+        {
+          modelType: "llama",
+          vocabSize: 40,
+          maxPositions: 32,
+          hiddenSize: 32,
+          intermediateSize: 64,
+          numLayers: 2,
+          numHeads: 4,
+          numKvHeads: 2,
+        } as never,
+        { seed: 3 },
+      ) as CausalLM;
+      try {
+        const cases: [CausalLM, number[], number | undefined][] = [
+          [gpt, [3, 4, 5], undefined],
+          [gpt, [7], 11], // EOS: hypotheses finish and the beams thin out
+          [llama, [1, 2, 3, 4], undefined],
+          [llama, [9, 8], 6],
+        ];
+        for (const m of [gpt, llama]) {
+          const c = m.createCache(1, 4) as unknown as { selectRows?: unknown; dispose(): void };
+          expect(typeof c.selectRows).toBe("function"); // so the cached path is the one exercised
+          c.dispose();
+        }
+        beamSearchCausal(gpt, [3], { numBeams: 2, maxTokens: 2 }); // warm lazy caches (tied head)
+        beamSearchCausal(llama, [3], { numBeams: 2, maxTokens: 2 });
+        const before = tf.memory().numTensors;
+        for (const [m, prompt, eos] of cases)
+          for (const numBeams of [1, 3, 5]) {
+            const opts = { numBeams, maxTokens: 8, eosTokenId: eos, numReturnSequences: numBeams };
+            const cached = beamSearchCausal(m, prompt, opts);
+            const full = beamSearchCausal(m, prompt, { ...opts, cache: false });
+            expect(cached.map((h) => h.tokenIds)).toEqual(full.map((h) => h.tokenIds));
+            expect(cached.map((h) => h.finished)).toEqual(full.map((h) => h.finished));
+            cached.forEach((h, i) => {
+              expect(Math.abs(h.sumLogprob - full[i].sumLogprob)).toBeLessThan(1e-4);
+            });
+          }
+        expect(tf.memory().numTensors).toBe(before);
+      } finally {
+        llama.dispose();
+      }
+    });
+
+    it("t5 beam search with the decoder cache = re-running every prefix; no leaks", () => {
+      const c = t5.createCache(1, 4) as unknown as { self: { selectRows?: unknown }; dispose(): void };
+      expect(typeof c.self.selectRows).toBe("function"); // so the cached path is the one exercised
+      c.dispose();
+      beamSearchSeq2Seq(t5, [5, 9], { numBeams: 2, maxTokens: 2 }); // warm lazy caches
+      const before = tf.memory().numTensors;
+      for (const input of [
+        [5, 9, 13, 2, 7],
+        [11, 3],
+      ])
+        for (const numBeams of [1, 3, 5]) {
+          const opts = { numBeams, maxTokens: 8, numReturnSequences: numBeams };
+          const cached = beamSearchSeq2Seq(t5, input, opts);
+          const full = beamSearchSeq2Seq(t5, input, { ...opts, cache: false });
+          expect(cached.map((h) => h.tokenIds)).toEqual(full.map((h) => h.tokenIds));
+          expect(cached.map((h) => h.finished)).toEqual(full.map((h) => h.finished));
+          cached.forEach((h, i) => {
+            expect(Math.abs(h.sumLogprob - full[i].sumLogprob)).toBeLessThan(1e-4);
+          });
+        }
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
     it("gpt2: 1 beam = greedy", () => {
       const prompt = [3, 4, 5];
       const greedy: number[] = [];

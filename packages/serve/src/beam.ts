@@ -11,8 +11,10 @@ export interface ServeSeq2SeqLM {
   decode(
     decoderIds: tf.Tensor2D,
     encoderHidden: tf.Tensor3D,
-    opts?: { encoderAttentionMask?: tf.Tensor2D },
+    opts?: { encoderAttentionMask?: tf.Tensor2D; cache?: unknown },
   ): { logits: tf.Tensor3D };
+  /** Decoder cache (models' `Seq2SeqCache`); beam search uses it when its `self` rows can be reordered. */
+  createCache?(batch: number, maxLength: number): object;
 }
 
 export interface BeamSearchOptions {
@@ -42,13 +44,15 @@ export interface BeamHypothesis {
 }
 
 /**
- * Beam search over any next-token scorer: `next(prefixes)` returns the logits of the next token of
- * each prefix (rows of length `vocabSize`, concatenated). Follows Hugging Face's BeamSearchScorer:
+ * Beam search over any next-token scorer: `next(prefixes, parents)` returns the logits of the next token
+ * of each prefix (rows of length `vocabSize`, concatenated); `parents[i]` is the row of the previous call
+ * whose prefix prefix i extends (null on the first call), so a scorer with a KV cache can reorder it.
+ * Follows Hugging Face's BeamSearchScorer:
  * 2·numBeams candidates per step, EOS candidates among the top numBeams become finished hypotheses,
  * the rest fill the next beams.
  */
 export function beamSearchCore(
-  next: (prefixes: number[][]) => Float32Array,
+  next: (prefixes: number[][], parents: number[] | null) => Float32Array,
   vocabSize: number,
   opts: BeamSearchOptions,
 ): BeamHypothesis[] {
@@ -70,7 +74,7 @@ export function beamSearchCore(
     `an integer in [1, numBeams = ${K}]`,
   );
   const rank = (sum: number, len: number) => sum / len ** lp;
-  let beams: { ids: number[]; sum: number }[] = [{ ids: [], sum: 0 }];
+  let beams: { ids: number[]; sum: number; parent: number }[] = [{ ids: [], sum: 0, parent: -1 }];
   const done: BeamHypothesis[] = [];
   const addDone = (h: BeamHypothesis) => {
     done.push(h);
@@ -79,7 +83,10 @@ export function beamSearchCore(
   };
   let stopped = false;
   for (let step = 0; step < opts.maxTokens && !stopped; step++) {
-    const rows = next(beams.map((b) => b.ids));
+    const rows = next(
+      beams.map((b) => b.ids),
+      step === 0 ? null : beams.map((b) => b.parent),
+    );
     // candidates: the 2K best (beam, token) pairs by cumulative log-probability
     const cands: { beam: number; token: number; sum: number }[] = [];
     const want = 2 * K;
@@ -97,7 +104,7 @@ export function beamSearchCore(
         cands[i] = { beam: b, token: t, sum };
       }
     }
-    const nextBeams: { ids: number[]; sum: number }[] = [];
+    const nextBeams: { ids: number[]; sum: number; parent: number }[] = [];
     for (let r = 0; r < cands.length && nextBeams.length < K; r++) {
       const c = cands[r];
       const ids = [...beams[c.beam].ids, c.token];
@@ -106,7 +113,7 @@ export function beamSearchCore(
           addDone({ tokenIds: ids, sumLogprob: c.sum, score: rank(c.sum, ids.length), finished: true });
         continue;
       }
-      nextBeams.push({ ids, sum: c.sum });
+      nextBeams.push({ ids, sum: c.sum, parent: c.beam });
     }
     beams = nextBeams;
     if (done.length >= K) {
@@ -133,21 +140,40 @@ function lastLogits(logits: tf.Tensor3D): Float32Array {
   }
 }
 
+/** A seq2seq decoder cache: reorderable self-attention rows + the encoder's cross-attention keys/values. */
+interface ReorderableSeq2SeqCache {
+  self: ReorderableCache;
+  cross: { k: tf.Tensor4D; v: tf.Tensor4D }[] | null;
+  dispose(): void;
+}
+
+function isReorderableSeq2Seq(c: unknown): c is ReorderableSeq2SeqCache {
+  return (
+    typeof c === "object" &&
+    c !== null &&
+    isReorderable((c as ReorderableSeq2SeqCache).self) &&
+    typeof (c as ReorderableSeq2SeqCache).dispose === "function"
+  );
+}
+
 /**
- * Beam search for encoder-decoder models (t5): encodes the input once, then scores every beam's
- * decoder prefix each step (no decoder cache: beams are re-ranked every step and the cache cannot
- * reorder rows, so prefixes are recomputed — fine for the short outputs seq2seq tasks produce).
+ * Beam search for encoder-decoder models (t5): encodes the input once. With a decoder cache whose rows
+ * can be reordered (the models' T5 cache) each step feeds only the beams' newest tokens, the cache rows
+ * following their parents; otherwise (or with `cache: false`) every beam's decoder prefix is re-run.
  */
 export function beamSearchSeq2Seq(
   model: ServeSeq2SeqLM,
   inputIds: readonly number[],
-  opts: BeamSearchOptions,
+  opts: BeamSearchOptions & { cache?: boolean },
 ): BeamHypothesis[] {
   assertArg(inputIds.length > 0, "inputIds", inputIds, "at least one token");
   const hidden = tf.tidy(() => model.encode(tf.tensor2d([Array.from(inputIds)], undefined, "int32")).hidden);
   const tiled = new Map<number, tf.Tensor3D>();
+  const made = opts.cache === false ? undefined : model.createCache?.(1, opts.maxTokens + 1);
+  if (made !== undefined && !isReorderableSeq2Seq(made)) (made as { dispose?: () => void }).dispose?.();
+  const cache = made !== undefined && isReorderableSeq2Seq(made) ? made : null;
   try {
-    const next = (prefixes: number[][]) => {
+    const next = (prefixes: number[][], parents: number[] | null) => {
       const B = prefixes.length;
       let enc = tiled.get(B);
       if (!enc) {
@@ -155,8 +181,27 @@ export function beamSearchSeq2Seq(
         tiled.set(B, enc);
       }
       const e = enc;
-      const ids = prefixes.map((p) => [model.decoderStartTokenId, ...p]);
-      const logits = tf.tidy(() => model.decode(tf.tensor2d(ids, undefined, "int32"), e).logits);
+      let ids: number[][];
+      if (!cache) ids = prefixes.map((p) => [model.decoderStartTokenId, ...p]);
+      else if (parents === null)
+        ids = [[model.decoderStartTokenId]]; // (1, 1)
+      else {
+        cache.self.selectRows(parents); // row i continues its parent's self-attention keys/values
+        // every beam reads the same encoder output: the cross-attention rows only follow the beam count
+        if (cache.cross && cache.cross[0].k.shape[0] !== B)
+          cache.cross = cache.cross.map(({ k, v }) => {
+            const out = tf.tidy(() => ({
+              k: tf.keep(tf.tile(k.slice(0, 1), [B, 1, 1, 1]) as tf.Tensor4D),
+              v: tf.keep(tf.tile(v.slice(0, 1), [B, 1, 1, 1]) as tf.Tensor4D),
+            }));
+            tf.dispose([k, v]);
+            return out;
+          });
+        ids = prefixes.map((p) => [p[p.length - 1]]); // (B, 1): each beam's newest token
+      }
+      const logits = tf.tidy(
+        () => model.decode(tf.tensor2d(ids, undefined, "int32"), e, cache ? { cache } : undefined).logits,
+      );
       try {
         return lastLogits(logits);
       } finally {
@@ -170,14 +215,34 @@ export function beamSearchSeq2Seq(
   } finally {
     hidden.dispose();
     for (const t of tiled.values()) t.dispose();
+    cache?.dispose();
   }
 }
 
-/** Beam search for decoder-only models (each step re-runs prompt + prefix; no cache). */
+/** A cache whose rows can be reordered and duplicated (attention's `KVCache.selectRows`). */
+interface ReorderableCache {
+  selectRows(rows: number[]): void;
+  dispose(): void;
+}
+
+function isReorderable(c: unknown): c is ReorderableCache {
+  return (
+    typeof c === "object" &&
+    c !== null &&
+    typeof (c as ReorderableCache).selectRows === "function" &&
+    typeof (c as ReorderableCache).dispose === "function"
+  );
+}
+
+/**
+ * Beam search for decoder-only models. With a KV cache whose rows can be reordered (`selectRows`, as the
+ * models' caches have) the prompt is run once and each step feeds only the beams' newest tokens, the cache
+ * rows following their parents; otherwise (or with `cache: false`) every step re-runs prompt + prefix.
+ */
 export function beamSearchCausal(
   model: ServeCausalLM,
   promptIds: readonly number[],
-  opts: BeamSearchOptions,
+  opts: BeamSearchOptions & { cache?: boolean },
 ): BeamHypothesis[] {
   assertArg(promptIds.length > 0, "promptIds", promptIds, "at least one token");
   assertArg(
@@ -186,14 +251,39 @@ export function beamSearchCausal(
     opts.maxTokens,
     `at most ${model.maxPositions - promptIds.length} (context ${model.maxPositions} - prompt ${promptIds.length})`,
   );
-  const next = (prefixes: number[][]) => {
-    const ids = prefixes.map((p) => [...promptIds, ...p]);
-    const { logits } = tf.tidy(() => model.forward(tf.tensor2d(ids, undefined, "int32")));
-    try {
-      return lastLogits(logits);
-    } finally {
-      logits.dispose();
-    }
-  };
-  return beamSearchCore(next, model.vocabSize, { ...opts, eosTokenId: opts.eosTokenId ?? null });
+  const core = { ...opts, eosTokenId: opts.eosTokenId ?? null };
+  const cache = opts.cache === false ? null : model.createCache(1, promptIds.length + opts.maxTokens);
+  if (cache !== null && !isReorderable(cache)) (cache as { dispose?: () => void }).dispose?.();
+  if (cache === null || !isReorderable(cache)) {
+    const next = (prefixes: number[][]) => {
+      const ids = prefixes.map((p) => [...promptIds, ...p]);
+      const { logits } = tf.tidy(() => model.forward(tf.tensor2d(ids, undefined, "int32")));
+      try {
+        return lastLogits(logits);
+      } finally {
+        logits.dispose();
+      }
+    };
+    return beamSearchCore(next, model.vocabSize, core);
+  }
+  try {
+    const next = (prefixes: number[][], parents: number[] | null) => {
+      let ids: number[][];
+      if (parents === null)
+        ids = [Array.from(promptIds)]; // (1, P): the prompt, once
+      else {
+        cache.selectRows(parents); // row i continues its parent's keys/values
+        ids = prefixes.map((p) => [p[p.length - 1]]); // (B, 1): each beam's newest token
+      }
+      const { logits } = tf.tidy(() => model.forward(tf.tensor2d(ids, undefined, "int32"), { cache }));
+      try {
+        return lastLogits(logits);
+      } finally {
+        logits.dispose();
+      }
+    };
+    return beamSearchCore(next, model.vocabSize, core);
+  } finally {
+    cache.dispose();
+  }
 }
