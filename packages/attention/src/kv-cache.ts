@@ -501,9 +501,7 @@ export class KVCache {
     this.rowLengths = this.valid.map((row) => row.reduce((a, x) => a + x, 0));
   }
 
-  /** Removes rows (sequences that finished); the rest keep their order. */
-  removeRows(rows: number[]): void {
-    this.idle("removeRows");
+  private checkRows(rows: number[]): void {
     const B = this.batch;
     for (const r of rows) {
       if (!(Number.isInteger(r) && r >= 0 && r < B)) {
@@ -512,16 +510,15 @@ export class KVCache {
         });
       }
     }
+  }
+
+  /** Removes rows (sequences that finished); the rest keep their order. */
+  removeRows(rows: number[]): void {
+    this.idle("removeRows");
+    const B = this.batch;
+    this.checkRows(rows);
     const drop = new Set(rows);
-    const keepIdx = [...Array(B).keys()].filter((b) => !drop.has(b));
-    if (keepIdx.length === B) return;
-    this.replaceAll((x) => (keepIdx.length === 0 ? null : tf.tidy(() => tf.gather(x, keepIdx, 0))));
-    this.valid = keepIdx.map((b) => this.valid[b]);
-    this.rowLengths = keepIdx.map((b) => this.rowLengths[b]);
-    if (keepIdx.length === 0) {
-      this.committed = 0;
-      this.layerSlots.fill(0);
-    } else this.compact();
+    this.selectRows([...Array(B).keys()].filter((b) => !drop.has(b)));
   }
 
   /**
@@ -531,13 +528,7 @@ export class KVCache {
   selectRows(rows: number[]): void {
     this.idle("selectRows");
     const B = this.batch;
-    for (const r of rows) {
-      if (!(Number.isInteger(r) && r >= 0 && r < B)) {
-        bad("INVALID_ARGUMENT", `rows must be indices in [0, ${B}); received ${describeValue(rows)}`, {
-          rows,
-        });
-      }
-    }
+    this.checkRows(rows);
     if (rows.length === B && rows.every((r, i) => r === i)) return;
     this.replaceAll((x) => (rows.length === 0 ? null : tf.tidy(() => tf.gather(x, rows, 0))));
     this.valid = rows.map((b) => this.valid[b].slice());
