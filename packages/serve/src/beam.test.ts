@@ -1,7 +1,7 @@
 import { initBackend, tf } from "@typeformer/core";
 import { type CausalLM, createModel, type Seq2SeqLM } from "@typeformer/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { beamSearchCausal, beamSearchCore, beamSearchSeq2Seq } from "./beam.js";
+import { type BeamHypothesis, beamSearchCausal, beamSearchCore, beamSearchSeq2Seq } from "./beam.js";
 import { logSoftmax } from "./sampling.js";
 
 /** A deterministic next-token scorer over a 4-token vocabulary that depends on the whole prefix. */
@@ -17,6 +17,15 @@ function scorer(prefixes: number[][]): Float32Array {
 }
 const sumLogprob = (ids: number[]) =>
   ids.reduce((s, t, i) => s + logSoftmax(scorer([ids.slice(0, i)]))[t], 0);
+
+/** Cached and recomputed beam search agree: same ids and finished flags, log-probs within 1e-4. */
+function expectSameHypotheses(cached: BeamHypothesis[], full: BeamHypothesis[]): void {
+  expect(cached.map((h) => h.tokenIds)).toEqual(full.map((h) => h.tokenIds));
+  expect(cached.map((h) => h.finished)).toEqual(full.map((h) => h.finished));
+  cached.forEach((h, i) => {
+    expect(Math.abs(h.sumLogprob - full[i].sumLogprob)).toBeLessThan(1e-4);
+  });
+}
 
 describe("beam search", () => {
   it("with numBeams ≥ V^(L-1) finds the exact best sequence (exhaustive check)", () => {
@@ -155,11 +164,7 @@ describe("beam search", () => {
             const opts = { numBeams, maxTokens: 8, eosTokenId: eos, numReturnSequences: numBeams };
             const cached = beamSearchCausal(m, prompt, opts);
             const full = beamSearchCausal(m, prompt, { ...opts, cache: false });
-            expect(cached.map((h) => h.tokenIds)).toEqual(full.map((h) => h.tokenIds));
-            expect(cached.map((h) => h.finished)).toEqual(full.map((h) => h.finished));
-            cached.forEach((h, i) => {
-              expect(Math.abs(h.sumLogprob - full[i].sumLogprob)).toBeLessThan(1e-4);
-            });
+            expectSameHypotheses(cached, full);
           }
         expect(tf.memory().numTensors).toBe(before);
       } finally {
@@ -181,11 +186,7 @@ describe("beam search", () => {
           const opts = { numBeams, maxTokens: 8, numReturnSequences: numBeams };
           const cached = beamSearchSeq2Seq(t5, input, opts);
           const full = beamSearchSeq2Seq(t5, input, { ...opts, cache: false });
-          expect(cached.map((h) => h.tokenIds)).toEqual(full.map((h) => h.tokenIds));
-          expect(cached.map((h) => h.finished)).toEqual(full.map((h) => h.finished));
-          cached.forEach((h, i) => {
-            expect(Math.abs(h.sumLogprob - full[i].sumLogprob)).toBeLessThan(1e-4);
-          });
+          expectSameHypotheses(cached, full);
         }
       expect(tf.memory().numTensors).toBe(before);
     });

@@ -169,9 +169,10 @@ export function beamSearchSeq2Seq(
   assertArg(inputIds.length > 0, "inputIds", inputIds, "at least one token");
   const hidden = tf.tidy(() => model.encode(tf.tensor2d([Array.from(inputIds)], undefined, "int32")).hidden);
   const tiled = new Map<number, tf.Tensor3D>();
-  const made = opts.cache === false ? undefined : model.createCache?.(1, opts.maxTokens + 1);
-  if (made !== undefined && !isReorderableSeq2Seq(made)) (made as { dispose?: () => void }).dispose?.();
-  const cache = made !== undefined && isReorderableSeq2Seq(made) ? made : null;
+  const cache =
+    opts.cache === false || !model.createCache
+      ? null
+      : openCache(model.createCache(1, opts.maxTokens + 1), isReorderableSeq2Seq);
   try {
     const next = (prefixes: number[][], parents: number[] | null) => {
       const B = prefixes.length;
@@ -234,6 +235,13 @@ function isReorderable(c: unknown): c is ReorderableCache {
   );
 }
 
+/** The model's fresh cache when `usable` accepts it; otherwise it is disposed and beam search re-runs prefixes. */
+function openCache<C>(made: object, usable: (c: unknown) => c is C): C | null {
+  if (usable(made)) return made;
+  (made as { dispose?: () => void }).dispose?.();
+  return null;
+}
+
 /**
  * Beam search for decoder-only models. With a KV cache whose rows can be reordered (`selectRows`, as the
  * models' caches have) the prompt is run once and each step feeds only the beams' newest tokens, the cache
@@ -252,9 +260,11 @@ export function beamSearchCausal(
     `at most ${model.maxPositions - promptIds.length} (context ${model.maxPositions} - prompt ${promptIds.length})`,
   );
   const core = { ...opts, eosTokenId: opts.eosTokenId ?? null };
-  const cache = opts.cache === false ? null : model.createCache(1, promptIds.length + opts.maxTokens);
-  if (cache !== null && !isReorderable(cache)) (cache as { dispose?: () => void }).dispose?.();
-  if (cache === null || !isReorderable(cache)) {
+  const cache =
+    opts.cache === false
+      ? null
+      : openCache(model.createCache(1, promptIds.length + opts.maxTokens), isReorderable);
+  if (cache === null) {
     const next = (prefixes: number[][]) => {
       const ids = prefixes.map((p) => [...promptIds, ...p]);
       const { logits } = tf.tidy(() => model.forward(tf.tensor2d(ids, undefined, "int32")));

@@ -14,7 +14,7 @@ import { Trainer } from "../trainer.js";
 import { RHYME, TestCharTokenizer } from "./char-tokenizer.js";
 import { TinyLM } from "./tiny-model.js";
 
-export async function tinyRun(runDir: string, steps: number, resume: boolean, extra: { stepDelayMs?: number; pauseAt?: number } = {}) {
+export async function tinyRun(runDir: string, steps: number, resume: boolean, extra: { pauseAt?: number } = {}) {
   await initBackend({ backend: (process.env.TINY_BACKEND as "wasm" | "cpu") ?? "wasm" });
   const tok = new TestCharTokenizer(RHYME);
   const data = path.join(runDir, "data");
@@ -44,7 +44,6 @@ export async function tinyRun(runDir: string, steps: number, resume: boolean, ex
       onStep: async (m) => {
         if (extra.pauseAt !== undefined && m.step >= extra.pauseAt)
           await new Promise(() => setInterval(() => {}, 1000)); // never resolves: waits for SIGKILL
-        if (extra.stepDelayMs) await new Promise((r) => setTimeout(r, extra.stepDelayMs));
       },
     },
   });
