@@ -12,6 +12,7 @@ const BENCHES = [
   "train-step",
   "decode",
   "serve",
+  "serve-seq2seq",
   "load-124m",
   "tokenizer",
   "attention-memory",

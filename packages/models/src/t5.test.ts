@@ -85,11 +85,18 @@ for (const name of ["t5-tiny", "t5-v1_1-tiny"]) {
       const parts: tf.Tensor3D[] = [];
       for (let t = 0; t < dec.shape[1]; t++) {
         const step = tf.slice(dec, [0, t], [-1, 1]) as tf.Tensor2D;
-        parts.push(model.decode(step, hidden, { cache, encoderAttentionMask: mask }).logits);
+        // after the first step the cache holds the cross-attention keys/values: no encoder states needed
+        parts.push(model.decode(step, t === 0 ? hidden : null, { cache, encoderAttentionMask: mask }).logits);
         step.dispose();
       }
       const inc = tf.concat(parts, 1);
       assertClose(inc, full, { atol: 1e-4, rtol: 0, label: "cached vs full" });
+      const one = tf.slice(dec, [0, 0], [1, 1]) as tf.Tensor2D;
+      expect(() => model.decode(one, null)).toThrow(/encoderHidden must be .*received null/);
+      expect(() => model.decode(one, null, { cache })).toThrow(
+        /cross-attention keys have 2 rows; decoderIds has 1/,
+      );
+      one.dispose();
       tf.dispose([hidden, full, inc, ...parts]);
       cache.dispose();
     });

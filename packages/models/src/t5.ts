@@ -298,7 +298,7 @@ export class T5Model extends BaseModel<T5Config> implements Seq2SeqLM<T5Config> 
 
   decode(
     decoderIds: tf.Tensor2D,
-    encoderHidden: tf.Tensor3D,
+    encoderHidden: tf.Tensor3D | null,
     opts: Seq2SeqDecodeOptions = {},
   ): CausalLMOutput {
     return this.runDecoder(decoderIds, encoderHidden, opts);
@@ -306,7 +306,7 @@ export class T5Model extends BaseModel<T5Config> implements Seq2SeqLM<T5Config> 
 
   private runDecoder(
     decoderIds: tf.Tensor2D,
-    encoderHidden: tf.Tensor3D,
+    encoderHidden: tf.Tensor3D | null,
     opts: Seq2SeqDecodeOptions & { decoderAttentionMask?: tf.Tensor2D },
   ): CausalLMOutput {
     this.assertLive();
@@ -315,19 +315,23 @@ export class T5Model extends BaseModel<T5Config> implements Seq2SeqLM<T5Config> 
     const cache = opts.cache;
     const logits = tf.tidy(() => {
       const [B, T] = checkIds(decoderIds, "decoderIds");
-      if (encoderHidden.rank !== 3 || encoderHidden.shape[0] !== B) {
+      const stored = cache?.cross;
+      if (stored ? stored[0].k.shape[0] !== B : encoderHidden?.rank !== 3 || encoderHidden.shape[0] !== B) {
         throw new TypeformerError(
           "INVALID_ARGUMENT",
-          `encoderHidden must be (${B}, Ts, ${this.config.hiddenSize}); received shape [${encoderHidden.shape}]`,
-          { shape: encoderHidden.shape },
+          stored
+            ? `the cache's cross-attention keys have ${stored[0].k.shape[0]} rows; decoderIds has ${B}`
+            : `encoderHidden must be (${B}, Ts, ${this.config.hiddenSize}); received ${encoderHidden ? `shape [${encoderHidden.shape}]` : "null (and no cross-attention keys in the cache)"}`,
+          { shape: encoderHidden?.shape ?? null },
         );
       }
+      // the encoder's keys/values are computed once per cache (encoderHidden is then not read again)
       if (cache && !cache.cross)
-        cache.cross = this.crossKeysValues(encoderHidden).map(({ k, v }) => ({
+        cache.cross = this.crossKeysValues(encoderHidden!).map(({ k, v }) => ({
           k: tf.keep(k),
           v: tf.keep(v),
         }));
-      const cross = cache?.cross ?? this.crossKeysValues(encoderHidden);
+      const cross = cache?.cross ?? this.crossKeysValues(encoderHidden!);
       const drop = (t: tf.Tensor2D) => dropout(t, this.config.dropout, ctx.training, ctx.rng);
       let x = drop(embed(this.p("shared.weight"), decoderIds)); // (B·T, C)
       let bias: tf.Tensor4D | undefined;

@@ -177,8 +177,15 @@ export interface Seq2SeqLM<C extends BaseModelConfig = BaseModelConfig> extends 
   readonly padTokenId: number;
   /** Encoder: (B, Ts) → (B, Ts, C). */
   encode(inputIds: tf.Tensor2D, opts?: EncoderForwardOptions): EncoderOutput;
-  /** Decoder: (B, Tt) decoder ids + encoder states → logits (B, Tt, V). */
-  decode(decoderIds: tf.Tensor2D, encoderHidden: tf.Tensor3D, opts?: Seq2SeqDecodeOptions): CausalLMOutput;
+  /**
+   * Decoder: (B, Tt) decoder ids + encoder states → logits (B, Tt, V). `encoderHidden` may be null once
+   * `opts.cache` holds the cross-attention keys/values (after the cache's first decode call).
+   */
+  decode(
+    decoderIds: tf.Tensor2D,
+    encoderHidden: tf.Tensor3D | null,
+    opts?: Seq2SeqDecodeOptions,
+  ): CausalLMOutput;
   /** encode + decode in one call (teacher forcing for training). */
   forward(
     inputIds: tf.Tensor2D,

@@ -10,7 +10,8 @@ export interface ServeSeq2SeqLM {
   encode(inputIds: tf.Tensor2D, opts?: { attentionMask?: tf.Tensor2D }): { hidden: tf.Tensor3D };
   decode(
     decoderIds: tf.Tensor2D,
-    encoderHidden: tf.Tensor3D,
+    /** null once `opts.cache` holds the cross-attention keys/values. */
+    encoderHidden: tf.Tensor3D | null,
     opts?: { encoderAttentionMask?: tf.Tensor2D; cache?: unknown },
   ): { logits: tf.Tensor3D };
   /** Decoder cache (models' `Seq2SeqCache`); beam search uses it when its `self` rows can be reordered. */

@@ -9,11 +9,14 @@ import type { ServeTokenizer } from "./types.js";
 export interface ServeSeq2SeqCachedLM extends ServeSeq2SeqLM {
   readonly family?: string;
   readonly modelType?: string;
+  /** Longest encoder input + generated tokens served (t5: `n_positions`); default 512. */
+  readonly maxPositions?: number;
   tokenizer?: object;
   createCache(batch: number, maxLength: number): { dispose(): void };
   decode(
     decoderIds: tf.Tensor2D,
-    encoderHidden: tf.Tensor3D,
+    /** null once `opts.cache` holds the cross-attention keys/values. */
+    encoderHidden: tf.Tensor3D | null,
     opts?: { encoderAttentionMask?: tf.Tensor2D; cache?: unknown },
   ): { logits: tf.Tensor3D };
 }

@@ -29,6 +29,7 @@ import {
   embeddingsSchema,
 } from "./schemas.js";
 import { generateSeq2Seq, type ServeSeq2SeqCachedLM } from "./seq2seq.js";
+import { seq2seqAsCausal } from "./seq2seq-batch.js";
 import type { ServeCausalLM, ServeEncoder, ServeTokenizer } from "./types.js";
 
 /** One model the server offers. */
@@ -189,18 +190,23 @@ export function createServer(opts: ServerOptions): TypeformerServer {
       });
     }
     const served: Served = { id: spec.id, created: nowSeconds(), tokenizer };
-    if (isSeq2Seq(spec.model)) {
-      served.seq2seq = spec.model;
-    } else if (isCausal(spec.model)) {
-      served.causal = spec.model;
+    const addEngine = (model: ServeCausalLM) => {
       served.engine = new GenerationEngine({
         ...spec.engine,
-        model: spec.model,
+        model,
         tokenizer,
         observer: metrics.observer(spec.id),
       });
       engines.set(spec.id, served.engine);
       metrics.track(spec.id, served.engine);
+    };
+    if (isSeq2Seq(spec.model)) {
+      // sampled/greedy completions are batched by the engine; best_of > 1 runs beam search per request
+      served.seq2seq = spec.model;
+      addEngine(seq2seqAsCausal(spec.model));
+    } else if (isCausal(spec.model)) {
+      served.causal = spec.model;
+      addEngine(spec.model);
     } else if (isEncoder(spec.model)) {
       served.encoder = spec.model;
     } else {
@@ -317,8 +323,9 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     return m;
   }
 
+  /** The engine of a decoder-only model (chat); an encoder-decoder model's engine serves completions only. */
   function requireEngine(m: Served): GenerationEngine {
-    if (!m.engine) {
+    if (!m.engine || m.seq2seq) {
       throw invalidRequest(
         m.seq2seq
           ? `model "${m.id}" is an encoder-decoder model: use /v1/completions`
@@ -449,8 +456,8 @@ export function createServer(opts: ServerOptions): TypeformerServer {
   let seq2seqInFlight = 0;
   const seq2seqLimit = 64;
 
-  /** /v1/completions for encoder-decoder models: one request at a time per call, beams via best_of. */
-  async function seq2seqCompletion(c: Context, m: Served, body: CompletionBody) {
+  /** /v1/completions with best_of > 1 for encoder-decoder models: beam search, one request at a time. */
+  async function beamCompletion(c: Context, m: Served, body: CompletionBody) {
     if (shuttingDown) throw new TypeformerError("SHUTTING_DOWN", "the server is shutting down", {});
     const tok = m.tokenizer;
     const p = body.prompt;
@@ -487,20 +494,9 @@ export function createServer(opts: ServerOptions): TypeformerServer {
           results.push(
             await generateSeq2Seq(m.seq2seq!, tok, ids, {
               maxTokens,
-              numBeams: body.best_of ?? 1,
+              numBeams: body.best_of!,
               stop,
               signal: ac.signal,
-              sampling: {
-                temperature: body.temperature ?? undefined,
-                topP: body.top_p ?? undefined,
-                topK: body.top_k ?? undefined,
-                minP: body.min_p ?? undefined,
-                repetitionPenalty: body.repetition_penalty ?? undefined,
-                logitBias: body.logit_bias
-                  ? Object.fromEntries(Object.entries(body.logit_bias).map(([k, v]) => [Number(k), v]))
-                  : undefined,
-                seed: body.seed == null ? undefined : body.seed + i,
-              },
             }),
           );
         }
@@ -573,7 +569,7 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     ...(m.causal
       ? { max_model_len: m.engine!.maxContext, family: m.causal.family ?? "decoder" }
       : m.seq2seq
-        ? { family: "encoder-decoder" }
+        ? { max_model_len: m.engine!.maxContext, family: "encoder-decoder" }
         : { family: m.encoder!.family ?? "encoder" }),
   });
 
@@ -699,8 +695,8 @@ export function createServer(opts: ServerOptions): TypeformerServer {
   app.post("/v1/completions", async (c) => {
     const body = await readBody(c, completionSchema);
     const m = getModel(body.model);
-    if (m.seq2seq) return seq2seqCompletion(c, m, body);
-    const engine = requireEngine(m);
+    if (m.seq2seq && (body.best_of ?? 1) > 1) return beamCompletion(c, m, body);
+    const engine = m.seq2seq ? m.engine! : requireEngine(m);
     const tok = m.tokenizer;
     if (body.suffix) throw invalidRequest("'suffix' is not supported", "suffix", "unsupported");
     const p = body.prompt;
