@@ -14,20 +14,7 @@ describe("encoder-decoder continuous batching (tiny T5, wasm)", () => {
   const prompts = ["translate this", "hi", "a longer sentence, with commas", "xyz", "batch me too"];
   beforeAll(async () => {
     await initBackend({ backend: "wasm" });
-    t5 = createModel(
-      {
-        modelType: "t5",
-        vocabSize: tok.vocabSize,
-        hiddenSize: 32,
-        headDim: 8,
-        intermediateSize: 64,
-        numLayers: 2,
-        numHeads: 4,
-        relativeBuckets: 8,
-        relativeMaxDistance: 16,
-      } as never,
-      { seed: 4 },
-    ) as Seq2SeqLM;
+    t5 = createModel({ modelType: "t5", preset: "tiny", vocabSize: tok.vocabSize }, { seed: 4 }) as Seq2SeqLM;
   });
   afterAll(() => t5.dispose());
 
