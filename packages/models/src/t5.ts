@@ -192,12 +192,15 @@ export class T5Model extends BaseModel<T5Config> implements Seq2SeqLM<T5Config> 
   readonly eosTokenId: number;
   readonly padTokenId: number;
   readonly numDecoderLayers: number;
+  /** `n_positions`: the longest input + output served (relative positions have no hard limit). */
+  readonly maxPositions: number;
   private readonly head = new TransposedCache();
 
   constructor(config: T5Config, values: ParameterSource) {
     super(T5_SPEC, config, values);
     this.vocabSize = config.vocabSize;
     this.decoderStartTokenId = config.decoderStartTokenId;
+    this.maxPositions = config.maxPositions;
     this.eosTokenId = config.eosTokenId;
     this.padTokenId = config.padTokenId;
     this.numDecoderLayers = config.numDecoderLayers ?? config.numLayers;

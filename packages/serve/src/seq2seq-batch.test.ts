@@ -14,7 +14,10 @@ describe("encoder-decoder continuous batching (tiny T5, wasm)", () => {
   const prompts = ["translate this", "hi", "a longer sentence, with commas", "xyz", "batch me too"];
   beforeAll(async () => {
     await initBackend({ backend: "wasm" });
-    t5 = createModel({ modelType: "t5", preset: "tiny", vocabSize: tok.vocabSize }, { seed: 4 }) as Seq2SeqLM;
+    t5 = createModel(
+      { modelType: "t5", preset: "tiny", vocabSize: tok.vocabSize, maxPositions: 128 },
+      { seed: 4 },
+    ) as Seq2SeqLM;
   });
   afterAll(() => t5.dispose());
 
@@ -108,6 +111,8 @@ describe("encoder-decoder continuous batching (tiny T5, wasm)", () => {
         expect(r.choices[0].logprobs?.token_logprobs).toHaveLength(alone.tokenIds.length);
         expect(r.usage?.prompt_tokens).toBe(tok.encode(prompts[i]).length);
       }
+      const model = await client.models.retrieve("t5");
+      expect(model).toMatchObject({ family: "encoder-decoder", max_model_len: 128 }); // the model's n_positions
       const metrics = await (await fetch(`${srv.url}/metrics`)).text();
       const stat = (k: string) =>
         Number(new RegExp(`typeformer_decode_batch_size_${k}\\{model="t5"\\} (\\S+)`).exec(metrics)?.[1]);
