@@ -128,6 +128,7 @@
  *   [--save-margins FILE] [--ensemble FILE,FILE]
  *   [--predict last|tavg|swa|win-last|win-tavg|win-swa|mix-last|mix-tavg|mix-swa] [--variants] [--avg-from STEP]
  *   [--eval-windows N] [--refit] [--train-windows mix [--mix-train-windows K]] [--token-drop P] [--dropout P]
+ *   [--init DIR [--init-weights load|none]]
  *   (--variants: a row per prediction variant; --avg-from: first checkpoint of tavg/swa; --refit: both models
  *   trained on train+validation, for the final test score once every setting is fixed)
  *   [--cv K [--folds a,b]]
@@ -147,7 +148,7 @@ import {
   ExampleBatches,
 } from "@typeformer/finetune";
 import { createModel, type EncoderModel, fromPretrained } from "@typeformer/models";
-import { trainWordPiece } from "@typeformer/tokenizer";
+import { loadTokenizer, trainWordPiece } from "@typeformer/tokenizer";
 import {
   MaskedLMObjective,
   type Objective,
@@ -221,6 +222,14 @@ const MLM_LR = arg("mlm-lr", 1e-3);
 const MLM_BATCH = arg("mlm-batch", 16);
 /** Cache of the masked-LM-pretrained encoder: loaded when it exists, written after pretraining otherwise. */
 const PRETRAINED = sarg("pretrained", "");
+/**
+ * Start from an encoder pretrained elsewhere (bench/finetune-spam-pretrain.ts): its tokenizer.json replaces
+ * the per-split WordPiece (the same vocabulary for every fold and split) and its weights, all but the
+ * classifier, initialise BERT; `--mlm-steps N` then continues masked-LM on the training emails first.
+ * `--init DIR --init-weights none` keeps the vocabulary but trains from scratch (the control).
+ */
+const INIT = sarg("init", "");
+const INIT_WEIGHTS = sarg("init-weights", "load") as "load" | "none";
 /** Exponential moving average of the fine-tuned weights (decay; 0 = off): validation and test read the average. */
 const EMA = arg("ema", 0);
 /**
@@ -386,6 +395,15 @@ async function pretrainedEncoder(
   }
   const [cls, sep, pad, mask] = ["[CLS]", "[SEP]", "[PAD]", "[MASK]"].map((t) => tok.tokenToId(t)!);
   const model = newModel(tok.vocabSize, seed);
+  if (INIT && INIT_WEIGHTS === "load") {
+    const init = await fromPretrained<EncoderModel>(INIT, { tokenizer: false });
+    const from = new Map(init.namedParameters());
+    for (const [name, v] of model.namedParameters())
+      if (!name.startsWith("classifier.")) v.assign(from.get(name)!);
+    init.dispose();
+    console.log(`encoder initialised from ${INIT}`);
+  }
+  if (MLM_STEPS === 0) return keep(model, null);
   const seqs =
     MLM_DATA === "windows" ? full.train.flatMap((ids) => windows(ids, MAX_LEN, 1e9)) : encoded.train;
   const mlmData = seqs.filter((ids) => ids.length >= 16).map((ids) => ({ ids, mask: ids.map(() => 1) }));
@@ -447,7 +465,7 @@ async function runOnce(
     // ---- optional masked-LM pretraining on the (unlabelled) training texts, done once and shared by all seeds
     const ts = performance.now();
     let mlmLoss: number | null = null;
-    if (MLM_STEPS > 0) {
+    if (MLM_STEPS > 0 || (INIT && INIT_WEIGHTS === "load")) {
       const pre = await pretrainedEncoder(seed, encoded, full, tok);
       mlmLoss = pre.loss;
       for (const [name, v] of model.namedParameters())
@@ -725,10 +743,12 @@ async function runOnce(
 
 /** WordPiece trained on `train`, and every split encoded as head+tail and as the whole email. */
 async function encodeSplits(split: { train: Item[]; val: Item[]; test: Item[] }) {
-  const tok = await trainWordPiece(
-    split.train.map((m) => m.text),
-    { vocabSize: VOCAB, minFrequency: 3, lowercase: !CASED },
-  );
+  const tok = INIT
+    ? ((await loadTokenizer(INIT)) as Awaited<ReturnType<typeof trainWordPiece>>)
+    : await trainWordPiece(
+        split.train.map((m) => m.text),
+        { vocabSize: VOCAB, minFrequency: 3, lowercase: !CASED },
+      );
   const encFull = (ms: Item[]) => ms.map((m) => tok.encode(m.text, { addSpecialTokens: true }));
   const full = { train: encFull(split.train), val: encFull(split.val), test: encFull(split.test) };
   const ht = (e: number[][]) => e.map((ids) => headTail(ids, MAX_LEN, HEAD));

