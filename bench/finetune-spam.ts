@@ -106,7 +106,6 @@
  * | train on the mix itself (`--train-windows mix`: loss on the mean of the head+tail margin and one random window's) | 2,341 | 2,337 |
  * | token dropout 0.1 (`--token-drop 0.1`: content tokens become [MASK] in training) | 2,343          | 2,315    |
  * | dropout 0.2 instead of 0.1 (`--dropout 0.2`)                                  | 2,343             | 2,320    |
- *
  * | both models read a few headers too (`--view headers-body`: sender, mailer, content type) | 2,333 (naive Bayes: 2,345) | 2,291 |
  * | one WordPiece for all folds, learnt on sotu + moby-dick + brown + the train split's emails (`--init DIR --init-weights none`) | 2,337 (all 4 folds: 4,662 = 98.38%) | 2,312 |
  * | that vocabulary and an encoder pretrained on those three corpora, no email (`--init DIR`; 3,000 masked-LM steps x 32, 2.8 epochs of 4.3M tokens, 2,346 s CPU, loss 6.0) | 2,333 | 2,314 |
