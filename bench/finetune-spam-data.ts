@@ -5,6 +5,9 @@
  */
 import { createRequire } from "node:module";
 import { Random } from "@typeformer/core";
+import { collateMasked, ExampleBatches } from "@typeformer/finetune";
+import type { EncoderModel } from "@typeformer/models";
+import { MaskedLMObjective, Trainer } from "@typeformer/trainer";
 
 export interface Mail {
   /** Header fields, lower-case names; repeated fields joined with "\n". */
@@ -279,4 +282,45 @@ export function mcnemar(b: number, c: number): number {
     tail += term;
   }
   return Math.min(1, 2 * tail);
+}
+
+/**
+ * Masked-LM training of a BERT on `[CLS] ... [SEP]` token sequences (AdamW, weight decay 0.01, warmup then
+ * cosine to lr/10, clipping at 1); `onStep` sees every step. Returns the final loss.
+ */
+export async function trainMaskedLM(
+  model: EncoderModel,
+  tok: { vocabSize: number; tokenToId(token: string): number | undefined },
+  seqs: number[][],
+  o: {
+    steps: number;
+    lr: number;
+    batch: number;
+    warmup: number;
+    seed: number;
+    onStep?: (step: number, loss: number) => void;
+  },
+): Promise<number | null> {
+  const [cls, sep, pad, mask] = ["[CLS]", "[SEP]", "[PAD]", "[MASK]"].map((t) => tok.tokenToId(t)!);
+  const data = seqs.map((ids) => ({ ids, mask: ids.map(() => 1) }));
+  const trainer = new Trainer({
+    model,
+    objective: new MaskedLMObjective(model, {
+      vocabSize: tok.vocabSize,
+      maskTokenId: mask,
+      specialTokenIds: [cls, sep, pad, mask],
+    }),
+    train: new ExampleBatches(data, o.batch, (x) => collateMasked(x, pad), o.seed + 10),
+    steps: o.steps,
+    lr: { maxLr: o.lr, warmupSteps: o.warmup, minLr: o.lr / 10 },
+    optimizer: { weightDecay: 0.01 },
+    gradClip: 1,
+    seed: o.seed,
+    callbacks: { onStep: (m) => o.onStep?.(m.step, m.loss) },
+  });
+  try {
+    return (await trainer.train()).finalLoss;
+  } finally {
+    trainer.dispose();
+  }
 }

@@ -12,11 +12,10 @@
 import { rename, rm } from "node:fs/promises";
 import { registerWasmKernels } from "@typeformer/attention";
 import { initBackend } from "@typeformer/core";
-import { collateMasked, ExampleBatches } from "@typeformer/finetune";
 import { createModel, type EncoderModel } from "@typeformer/models";
 import { trainWordPiece } from "@typeformer/tokenizer";
-import { MaskedLMObjective, readCorpus, Trainer } from "@typeformer/trainer";
-import { loadMails, mailText, splitMails, windows } from "./finetune-spam-data.js";
+import { readCorpus } from "@typeformer/trainer";
+import { loadMails, mailText, splitMails, trainMaskedLM, windows } from "./finetune-spam-data.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, d: string) => {
@@ -46,7 +45,6 @@ const tok = await trainWordPiece([...general, ...emails], {
   minFrequency: 3,
   lowercase: true,
 });
-const [cls, sep, pad, mask] = ["[CLS]", "[SEP]", "[PAD]", "[MASK]"].map((t) => tok.tokenToId(t)!);
 // every 128-token window of the general texts (documents are split at blank lines so [CLS]/[SEP] wrap text)
 const seqs = general
   .flatMap((t) => t.split(/\n\s*\n/))
@@ -73,33 +71,21 @@ const model = createModel<EncoderModel>(
   },
   { seed: SEED },
 );
-const data = seqs.map((ids) => ({ ids, mask: ids.map(() => 1) }));
 const t1 = performance.now();
-const trainer = new Trainer({
-  model,
-  objective: new MaskedLMObjective(model, {
-    vocabSize: tok.vocabSize,
-    maskTokenId: mask,
-    specialTokenIds: [cls, sep, pad, mask],
-  }),
-  train: new ExampleBatches(data, BATCH, (x) => collateMasked(x, pad), SEED + 10),
+await trainMaskedLM(model, tok, seqs, {
   steps: STEPS,
-  lr: { maxLr: LR, warmupSteps: Math.min(500, Math.ceil(STEPS / 10)), minLr: LR / 10 },
-  optimizer: { weightDecay: 0.01 },
-  gradClip: 1,
+  lr: LR,
+  batch: BATCH,
+  warmup: Math.min(500, Math.ceil(STEPS / 10)),
   seed: SEED,
-  callbacks: {
-    onStep: (m) => {
-      if (m.step % 250 === 0 || m.step === STEPS)
-        console.log(
-          `MLM step ${m.step}: loss ${m.loss.toFixed(3)} (${((performance.now() - t1) / 1000).toFixed(0)} s, ` +
-            `${((m.step * BATCH) / (seqs.length || 1)).toFixed(2)} epochs)`,
-        );
-    },
+  onStep: (step, loss) => {
+    if (step % 250 === 0 || step === STEPS)
+      console.log(
+        `MLM step ${step}: loss ${loss.toFixed(3)} (${((performance.now() - t1) / 1000).toFixed(0)} s, ` +
+          `${((step * BATCH) / (seqs.length || 1)).toFixed(2)} epochs)`,
+      );
   },
 });
-await trainer.train();
-trainer.dispose();
 model.tokenizer = tok;
 const tmp = `${OUT}.tmp-${process.pid}`;
 await model.save(tmp);

@@ -146,21 +146,10 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { registerWasmKernels } from "@typeformer/attention";
 import { initBackend, Random, tf } from "@typeformer/core";
-import {
-  type ClassificationBatch,
-  ClassificationObjective,
-  collateMasked,
-  ExampleBatches,
-} from "@typeformer/finetune";
+import { type ClassificationBatch, ClassificationObjective, ExampleBatches } from "@typeformer/finetune";
 import { createModel, type EncoderModel, fromPretrained } from "@typeformer/models";
 import { loadTokenizer, trainWordPiece } from "@typeformer/tokenizer";
-import {
-  MaskedLMObjective,
-  type Objective,
-  type ObjectiveContext,
-  type ObjectiveResult,
-  Trainer,
-} from "@typeformer/trainer";
+import { type Objective, type ObjectiveContext, type ObjectiveResult, Trainer } from "@typeformer/trainer";
 import {
   headTail,
   loadMails,
@@ -169,6 +158,7 @@ import {
   naiveBayes,
   randomWindow,
   splitMails,
+  trainMaskedLM,
   type View,
   windows,
 } from "./finetune-spam-data.js";
@@ -398,7 +388,6 @@ async function pretrainedEncoder(
     const m = await fromPretrained<EncoderModel>(PRETRAINED);
     return keep(m, null);
   }
-  const [cls, sep, pad, mask] = ["[CLS]", "[SEP]", "[PAD]", "[MASK]"].map((t) => tok.tokenToId(t)!);
   const model = newModel(tok.vocabSize, seed);
   if (INIT && INIT_WEIGHTS === "load") {
     const init = await fromPretrained<EncoderModel>(INIT, { tokenizer: false });
@@ -409,31 +398,19 @@ async function pretrainedEncoder(
     console.log(`encoder initialised from ${INIT}`);
   }
   if (MLM_STEPS === 0) return keep(model, null);
-  const seqs =
-    MLM_DATA === "windows" ? full.train.flatMap((ids) => windows(ids, MAX_LEN, 1e9)) : encoded.train;
-  const mlmData = seqs.filter((ids) => ids.length >= 16).map((ids) => ({ ids, mask: ids.map(() => 1) }));
-  const mlm = new Trainer({
-    model,
-    objective: new MaskedLMObjective(model, {
-      vocabSize: tok.vocabSize,
-      maskTokenId: mask,
-      specialTokenIds: [cls, sep, pad, mask],
-    }),
-    train: new ExampleBatches(mlmData, MLM_BATCH, (x) => collateMasked(x, pad), seed + 10),
+  const seqs = (
+    MLM_DATA === "windows" ? full.train.flatMap((ids) => windows(ids, MAX_LEN, 1e9)) : encoded.train
+  ).filter((ids) => ids.length >= 16);
+  const loss = await trainMaskedLM(model, tok, seqs, {
     steps: MLM_STEPS,
-    lr: { maxLr: MLM_LR, warmupSteps: Math.min(200, Math.ceil(MLM_STEPS / 10)), minLr: MLM_LR / 10 },
-    optimizer: { weightDecay: 0.01 },
-    gradClip: 1,
+    lr: MLM_LR,
+    batch: MLM_BATCH,
+    warmup: Math.min(200, Math.ceil(MLM_STEPS / 10)),
     seed,
-    callbacks: {
-      onStep: (m) => {
-        if (m.step % 500 === 0)
-          console.log(`MLM step ${m.step}: loss ${m.loss.toFixed(3)} (${mlmData.length} sequences)`);
-      },
+    onStep: (step, l) => {
+      if (step % 500 === 0) console.log(`MLM step ${step}: loss ${l.toFixed(3)} (${seqs.length} sequences)`);
     },
   });
-  const loss = (await mlm.train()).finalLoss;
-  mlm.dispose();
   if (PRETRAINED) await model.save(PRETRAINED);
   return keep(model, loss);
 }
