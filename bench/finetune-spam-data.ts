@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 import { Random } from "@typeformer/core";
 import { collateMasked, ExampleBatches } from "@typeformer/finetune";
-import type { EncoderModel } from "@typeformer/models";
+import { createModel, type EncoderModel } from "@typeformer/models";
 import { MaskedLMObjective, Trainer } from "@typeformer/trainer";
 
 export interface Mail {
@@ -323,4 +323,28 @@ export async function trainMaskedLM(
   } finally {
     trainer.dispose();
   }
+}
+
+/** The benches' BERT: `layers` x `hidden`, heads of 64 (at least 2), FFN 4x, two labels. */
+export function spamBert(
+  vocabSize: number,
+  o: { hidden: number; layers: number; maxLength: number; pooling: "cls" | "mean"; dropout: number },
+  seed: number,
+): EncoderModel {
+  return createModel<EncoderModel>(
+    {
+      modelType: "bert",
+      vocabSize,
+      hiddenSize: o.hidden,
+      numLayers: o.layers,
+      numHeads: Math.max(2, o.hidden / 64),
+      intermediateSize: 4 * o.hidden,
+      maxPositions: o.maxLength,
+      numLabels: 2,
+      classifierPooling: o.pooling,
+      hiddenDropout: o.dropout,
+      attentionDropout: o.dropout,
+    },
+    { seed },
+  );
 }

@@ -12,10 +12,9 @@
 import { rename, rm } from "node:fs/promises";
 import { registerWasmKernels } from "@typeformer/attention";
 import { initBackend } from "@typeformer/core";
-import { createModel, type EncoderModel } from "@typeformer/models";
 import { trainWordPiece } from "@typeformer/tokenizer";
 import { readCorpus } from "@typeformer/trainer";
-import { loadMails, mailText, splitMails, trainMaskedLM, windows } from "./finetune-spam-data.js";
+import { loadMails, mailText, spamBert, splitMails, trainMaskedLM, windows } from "./finetune-spam-data.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, d: string) => {
@@ -57,19 +56,10 @@ console.log(
   `corpora ${CORPORA.join(", ")}: ${general.length} documents, ${seqs.length} sequences, ${tokens.toLocaleString()} tokens; ` +
     `WordPiece ${tok.vocabSize} (with ${emails.length} training emails) in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
 );
-const model = createModel<EncoderModel>(
-  {
-    modelType: "bert",
-    vocabSize: tok.vocabSize,
-    hiddenSize: HIDDEN,
-    numLayers: LAYERS,
-    numHeads: Math.max(2, HIDDEN / 64),
-    intermediateSize: 4 * HIDDEN,
-    maxPositions: MAX_LEN,
-    numLabels: 2,
-    classifierPooling: "mean",
-  },
-  { seed: SEED },
+const model = spamBert(
+  tok.vocabSize,
+  { hidden: HIDDEN, layers: LAYERS, maxLength: MAX_LEN, pooling: "mean", dropout: 0.1 },
+  SEED,
 );
 const t1 = performance.now();
 await trainMaskedLM(model, tok, seqs, {

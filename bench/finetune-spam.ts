@@ -147,7 +147,7 @@ import path from "node:path";
 import { registerWasmKernels } from "@typeformer/attention";
 import { initBackend, Random, tf } from "@typeformer/core";
 import { type ClassificationBatch, ClassificationObjective, ExampleBatches } from "@typeformer/finetune";
-import { createModel, type EncoderModel, fromPretrained } from "@typeformer/models";
+import { type EncoderModel, fromPretrained } from "@typeformer/models";
 import { loadTokenizer, trainWordPiece } from "@typeformer/tokenizer";
 import { type Objective, type ObjectiveContext, type ObjectiveResult, Trainer } from "@typeformer/trainer";
 import {
@@ -157,6 +157,7 @@ import {
   mcnemar,
   naiveBayes,
   randomWindow,
+  spamBert,
   splitMails,
   trainMaskedLM,
   type View,
@@ -416,22 +417,8 @@ async function pretrainedEncoder(
 }
 
 function newModel(vocabSize: number, seed: number): EncoderModel {
-  return createModel<EncoderModel>(
-    {
-      modelType: "bert",
-      vocabSize,
-      hiddenSize: HIDDEN,
-      numLayers: LAYERS,
-      numHeads: Math.max(2, HIDDEN / 64),
-      intermediateSize: 4 * HIDDEN,
-      maxPositions: MAX_LEN,
-      numLabels: 2,
-      classifierPooling: CLS_POOL,
-      hiddenDropout: DROPOUT,
-      attentionDropout: DROPOUT,
-    },
-    { seed },
-  );
+  const o = { hidden: HIDDEN, layers: LAYERS, maxLength: MAX_LEN, pooling: CLS_POOL, dropout: DROPOUT };
+  return spamBert(vocabSize, o, seed);
 }
 
 async function runOnce(
