@@ -32,7 +32,7 @@ export {
   validateSamplingParams,
 } from "./sampling.js";
 export type { Seq2SeqGenerateOptions, ServeSeq2SeqCachedLM } from "./seq2seq.js";
-export { generateSeq2Seq } from "./seq2seq.js";
+export { beamGenerateSeq2Seq, generateSeq2Seq } from "./seq2seq.js";
 export { Seq2SeqBatchCache, seq2seqAsCausal } from "./seq2seq-batch.js";
 export type {
   ListenOptions,

@@ -60,6 +60,28 @@ describe("encoder-decoder generation (tiny T5, wasm)", () => {
       expect(beams.choices[0].text).toBe(
         tok.decode(best.finished ? best.tokenIds.slice(0, -1) : best.tokenIds),
       );
+      // n of best_of: the n best distinct beams, best first
+      const two = await client.completions.create({
+        model: "t5",
+        prompt: "hello",
+        max_tokens: 8,
+        best_of: 3,
+        n: 2,
+      });
+      const top2 = beamSearchSeq2Seq(t5, tok.encode("hello"), {
+        numBeams: 3,
+        maxTokens: 8,
+        numReturnSequences: 2,
+      });
+      expect(two.choices.map((c) => c.text)).toEqual(
+        top2.map((h) => tok.decode(h.finished ? h.tokenIds.slice(0, -1) : h.tokenIds)),
+      );
+      expect(two.choices[0].text).toBe(beams.choices[0].text);
+      const tooMany = await client.completions
+        .create({ model: "t5", prompt: "hello", max_tokens: 8, best_of: 2, n: 3 })
+        .catch((e) => e);
+      expect(tooMany.status).toBe(400);
+      expect(tooMany.message).toContain("received best_of 2, n 3");
       const stream = await client.completions.create({
         model: "t5",
         prompt: "hello",

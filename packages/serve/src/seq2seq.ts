@@ -69,20 +69,12 @@ export async function generateSeq2Seq(
     durationMs: performance.now() - started,
   });
   if ((opts.numBeams ?? 1) > 1) {
-    const [best] = beamSearchSeq2Seq(model, inputIds, {
+    const [best] = beamGenerateSeq2Seq(model, tokenizer, inputIds, {
       numBeams: opts.numBeams!,
       maxTokens: opts.maxTokens,
+      stop: opts.stop,
     });
-    const ids = best.finished ? best.tokenIds.slice(0, -1) : best.tokenIds;
-    let text = tokenizer.decode(ids, { skipSpecialTokens: true });
-    let reason: GenerationResult["finishReason"] = best.finished ? "stop" : "length";
-    if (opts.stop?.length) {
-      const m = new StopMatcher(opts.stop);
-      const r = m.push(text);
-      if (r.stopped) reason = "stop";
-      text = r.text + (r.stopped ? "" : m.flush());
-    }
-    return finish(ids, text, reason, performance.now() - started);
+    return { ...best, id, durationMs: performance.now() - started };
   }
   const sampler = new Sampler(opts.sampling ?? {}, [], new Random(opts.sampling?.seed ?? Date.now()));
   const decoder = tokenizer.createStreamDecoder({ skipSpecialTokens: true });
@@ -128,4 +120,44 @@ export async function generateSeq2Seq(
     hidden.dispose();
     cache.dispose();
   }
+}
+
+/**
+ * Beam search for an encoder-decoder model, as generation results: the `numReturnSequences` best
+ * hypotheses (default 1), best first, EOS dropped, stop strings applied to the decoded text.
+ */
+export function beamGenerateSeq2Seq(
+  model: ServeSeq2SeqLM,
+  tokenizer: ServeTokenizer,
+  inputIds: readonly number[],
+  opts: { numBeams: number; maxTokens: number; numReturnSequences?: number; stop?: readonly string[] },
+): GenerationResult[] {
+  const started = performance.now();
+  const hyps = beamSearchSeq2Seq(model, inputIds, {
+    numBeams: opts.numBeams,
+    maxTokens: opts.maxTokens,
+    numReturnSequences: opts.numReturnSequences,
+  });
+  const ms = performance.now() - started;
+  return hyps.map((h) => {
+    const ids = h.finished ? h.tokenIds.slice(0, -1) : h.tokenIds;
+    let text = tokenizer.decode(ids, { skipSpecialTokens: true });
+    let finishReason: GenerationResult["finishReason"] = h.finished ? "stop" : "length";
+    if (opts.stop?.length) {
+      const m = new StopMatcher(opts.stop);
+      const r = m.push(text);
+      if (r.stopped) finishReason = "stop";
+      text = r.text + (r.stopped ? "" : m.flush());
+    }
+    return {
+      id: `s2s-${++nextId}`,
+      text,
+      tokenIds: ids,
+      finishReason,
+      promptTokens: inputIds.length,
+      completionTokens: ids.length,
+      timeToFirstTokenMs: ms,
+      durationMs: ms,
+    };
+  });
 }

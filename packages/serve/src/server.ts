@@ -28,7 +28,7 @@ import {
   type EmbeddingsBody,
   embeddingsSchema,
 } from "./schemas.js";
-import { generateSeq2Seq, type ServeSeq2SeqCachedLM } from "./seq2seq.js";
+import { beamGenerateSeq2Seq, type ServeSeq2SeqCachedLM } from "./seq2seq.js";
 import { seq2seqAsCausal } from "./seq2seq-batch.js";
 import type { ServeCausalLM, ServeEncoder, ServeTokenizer } from "./types.js";
 
@@ -471,6 +471,13 @@ export function createServer(opts: ServerOptions): TypeformerServer {
       }
     }
     const n = body.n ?? 1;
+    if (n > body.best_of!) {
+      throw invalidRequest(
+        `'best_of' must be at least 'n' (the n best of best_of beams are returned); received best_of ${body.best_of}, n ${n}`,
+        "best_of",
+        "invalid_value",
+      );
+    }
     if (seq2seqInFlight + prompts.length * n > seq2seqLimit) {
       throw new TypeformerError(
         "LIMIT_EXCEEDED",
@@ -490,22 +497,23 @@ export function createServer(opts: ServerOptions): TypeformerServer {
     try {
       results = [];
       for (const ids of prompts) {
-        for (let i = 0; i < n; i++) {
-          results.push(
-            await generateSeq2Seq(m.seq2seq!, tok, ids, {
-              maxTokens,
-              numBeams: body.best_of!,
-              stop,
-              signal: ac.signal,
-            }),
-          );
-        }
+        if (ac.signal.aborted) break;
+        // the n best of best_of beams (OpenAI: best_of candidates, n returned)
+        results.push(
+          ...beamGenerateSeq2Seq(m.seq2seq!, tok, ids, {
+            numBeams: body.best_of!,
+            numReturnSequences: n,
+            maxTokens,
+            stop,
+          }),
+        );
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       seq2seqInFlight -= prompts.length * n;
       done();
     }
-    if (results.some((r) => r.finishReason === "cancelled")) {
+    if (ac.signal.aborted) {
       const reason = ac.signal.reason;
       throw reason instanceof TypeformerError
         ? reason
