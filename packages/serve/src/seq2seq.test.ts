@@ -26,6 +26,10 @@ describe("encoder-decoder generation (tiny T5, wasm)", () => {
     expect(r.tokenIds).toEqual(refIds);
     expect(r.text).toBe(tok.decode(refIds));
     expect(tf.memory().numTensors).toBe(before);
+    const beam = await generateSeq2Seq(t5, tok, input, { maxTokens: 10, numBeams: 3 });
+    const [top] = beamSearchSeq2Seq(t5, input, { numBeams: 3, maxTokens: 10 });
+    expect(beam.tokenIds).toEqual(top.finished ? top.tokenIds.slice(0, -1) : top.tokenIds);
+    expect(beam.finishReason).toBe(top.finished ? "stop" : "length");
     const a = await generateSeq2Seq(t5, tok, input, { maxTokens: 10, sampling: { seed: 3 } });
     const b = await generateSeq2Seq(t5, tok, input, { maxTokens: 10, sampling: { seed: 3 } });
     expect(a.tokenIds).toEqual(b.tokenIds);
