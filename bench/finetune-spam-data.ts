@@ -1,7 +1,8 @@
 /**
  * SpamAssassin emails for bench/finetune-spam.ts: a small MIME reader (headers, multipart, base64 and
  * quoted-printable text parts, HTML reduced to its text), the text views both models read, exact
- * de-duplication and the fixed train/validation/test split.
+ * de-duplication and the fixed train/validation/test split; the naive-Bayes baseline and McNemar's test;
+ * the BERT config and masked-LM loop shared with bench/finetune-spam-pretrain.ts.
  */
 import { createRequire } from "node:module";
 import { Random } from "@typeformer/core";

@@ -66,16 +66,17 @@ export class Seq2SeqBatchCache implements ServeKVCache {
   }
 
   concatRows(other: ServeKVCache): void {
-    if (!(other instanceof Seq2SeqBatchCache) || !other.inner.cross || !other.encoderMask) {
-      throw new TypeformerError("INVALID_ARGUMENT", "concatRows needs a prefilled Seq2SeqBatchCache", {});
+    // the engine only joins prefilled caches (its running batch starts as a prefilled one)
+    if (
+      !(other instanceof Seq2SeqBatchCache) ||
+      !other.inner.cross ||
+      !other.encoderMask ||
+      !this.inner.cross ||
+      !this.encoderMask
+    ) {
+      throw new TypeformerError("INVALID_ARGUMENT", "concatRows needs two prefilled Seq2SeqBatchCaches", {});
     }
     this.inner.self.concatRows(other.inner.self);
-    if (!this.inner.cross || !this.encoderMask) {
-      // an empty batch adopts the other rows' encoder state (copies: `other` is disposed by its owner)
-      this.inner.cross = other.inner.cross.map(({ k, v }) => ({ k: tf.clone(k), v: tf.clone(v) }));
-      this.encoderMask = tf.clone(other.encoderMask);
-      return;
-    }
     const Ts = Math.max(this.encoderMask.shape[1], other.encoderMask.shape[1]);
     const join = <T extends tf.Tensor>(a: T, b: T, axis: number): T =>
       tf.tidy(() => tf.concat([padAxis(a, axis, Ts), padAxis(b, axis, Ts)], 0)) as T;
@@ -147,21 +148,19 @@ export function seq2seqAsCausal(
       }
       // prefill: encode the (left-padded) prompts, then decode the start token of every row
       const [B, Ts] = inputIds.shape;
-      const mask = opts.attentionMask ? tf.clone(opts.attentionMask) : tf.ones([B, Ts]);
-      const { hidden } = model.encode(inputIds, { attentionMask: mask as tf.Tensor2D });
+      const mask = (opts.attentionMask ? tf.clone(opts.attentionMask) : tf.ones([B, Ts])) as tf.Tensor2D;
       const start = tf.fill([B, 1], model.decoderStartTokenId, "int32") as tf.Tensor2D;
+      let hidden: tf.Tensor3D | undefined;
       try {
-        const { logits } = model.decode(start, hidden, {
-          cache: cache.inner,
-          encoderAttentionMask: mask as tf.Tensor2D,
-        });
-        cache.encoderMask = mask as tf.Tensor2D;
+        hidden = model.encode(inputIds, { attentionMask: mask }).hidden;
+        const { logits } = model.decode(start, hidden, { cache: cache.inner, encoderAttentionMask: mask });
+        cache.encoderMask = mask;
         return { logits };
       } catch (e) {
         mask.dispose();
         throw e;
       } finally {
-        tf.dispose([hidden, start]);
+        tf.dispose(hidden ? [hidden, start] : [start]);
       }
     },
   };
