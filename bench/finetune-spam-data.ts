@@ -210,6 +210,20 @@ export function splitMails(mails: Mail[], seed = 11): Split<Mail> {
 }
 
 /** Head and tail of a token sequence: the first `head` and last `length - head` ids when too long. */
+/**
+ * The cross-validation order of `n` pooled emails, as bench/finetune-spam.ts `--cv k` uses it: a seeded
+ * shuffle of the pool; email `order[p]` belongs to fold `p % k`.
+ */
+export function cvOrder(n: number): number[] {
+  const rng = new Random(7);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
 export function headTail(ids: number[], length: number, head: number): number[] {
   if (ids.length <= length) return ids;
   return ids.slice(0, head).concat(ids.slice(ids.length - (length - head)));

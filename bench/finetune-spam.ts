@@ -151,6 +151,7 @@ import { type EncoderModel, fromPretrained } from "@typeformer/models";
 import { loadTokenizer, trainWordPiece } from "@typeformer/tokenizer";
 import { type Objective, type ObjectiveContext, type ObjectiveResult, Trainer } from "@typeformer/trainer";
 import {
+  cvOrder,
   headTail,
   loadMails,
   mailText,
@@ -728,12 +729,7 @@ async function encodeSplits(split: { train: Item[]; val: Item[]; test: Item[] })
 async function crossValidate(pool: Item[]): Promise<void> {
   if (MLM_STEPS > 0 && PRETRAINED)
     throw new Error("--cv pretrains per fold (own vocabulary); drop --pretrained");
-  const rng = new Random(7);
-  const order = pool.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
+  const order = cvOrder(pool.length);
   const folds = FOLDS ? FOLDS.split(",").map(Number) : Array.from({ length: CV }, (_, f) => f);
   for (const f of folds) {
     const c0 = process.cpuUsage();
