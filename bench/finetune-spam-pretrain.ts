@@ -87,7 +87,9 @@ if (EXPORT) {
       .map((ids) => ({ ids, tag: fold[i] })),
   );
   if (tok.vocabSize > 65536)
-    throw new Error(`--export writes uint16 ids; the vocabulary has ${tok.vocabSize} entries (at most 65,536)`);
+    throw new Error(
+      `--export writes uint16 ids; the vocabulary has ${tok.vocabSize} entries (at most 65,536)`,
+    );
   const rows = [...seqs.map((ids) => ({ ids, tag: -1 })), ...mail];
   const pad = tok.tokenToId("[PAD]")!;
   const ids = new Uint16Array(rows.length * MAX_LEN).fill(pad);
