@@ -13,7 +13,7 @@
  * (bench/pytorch/pretrain_bert_mlm.py, e.g. on a GPU) — every 128-token window of the general corpora and of
  * the train+validation emails, as `ids.bin` (uint16, rows of 128, [PAD]-filled), `tags.bin` (int8 per row: -1
  * general text, else the email's cross-validation fold 0-3 as bench/finetune-spam.ts `--cv 4` assigns it, so a
- * fold's held-out emails can be left out), `meta.json` (rows, length, special ids) and the `tokenizer.json`
+ * fold's held-out emails can be left out), `meta.json` (rows, length, special ids) and the tokenizer
  * used (`--tokenizer`: an existing one, e.g. the `--out` of a run above; otherwise learnt as above). Test
  * emails are never written.
  */
@@ -105,7 +105,7 @@ if (EXPORT) {
   );
   const meta = { rows: rows.length, length: MAX_LEN, vocabSize: tok.vocabSize, special, corpora: CORPORA };
   await writeFile(path.join(tmp, "meta.json"), JSON.stringify(meta, null, 1));
-  await writeFile(path.join(tmp, "tokenizer.json"), JSON.stringify(tok.toJSON()));
+  await tok.save(tmp); // tokenizer.json + tokenizer_config.json
   await rm(EXPORT, { recursive: true, force: true });
   await rename(tmp, EXPORT);
   console.log(

@@ -355,7 +355,9 @@ config = {
     "torch_dtype": "float16" if args.f16 else "float32",
 }
 json.dump(config, open(os.path.join(tmp, "config.json"), "w"), indent=1)
-shutil.copy(os.path.join(args.data, "tokenizer.json"), os.path.join(tmp, "tokenizer.json"))
+for name in ("tokenizer.json", "tokenizer_config.json"):
+    if os.path.exists(os.path.join(args.data, name)):
+        shutil.copy(os.path.join(args.data, name), os.path.join(tmp, name))
 shutil.rmtree(args.out, ignore_errors=True)
 os.rename(tmp, args.out)
 print(f"saved {args.out}", flush=True)
